@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: venv demo up test lint unit integration e2e bench clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==26.3
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(INSTALLED)
+
+venv: $(INSTALLED)
+
+demo: venv
+	$(BIN)/pinstream demo
+
+up: venv
+	$(BIN)/pinstream up
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit -q
+
+integration: venv
+	$(BIN)/pytest tests/integration -q
+
+e2e: venv
+	$(BIN)/pytest tests/e2e -q
+
+# Unit and integration share one pytest session (one broker, one Ray);
+# end-to-end drives its own stack through the `pinstream` command.
+test: lint
+	$(BIN)/pytest tests/unit tests/integration -q -rs
+	$(BIN)/pytest tests/e2e -q -rs
+
+bench: venv
+	$(BIN)/pinstream bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

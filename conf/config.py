@@ -1,0 +1,173 @@
+"""Typed pinstream configuration; every value is checked once, when the file is loaded."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from conf.loader import build, load_yaml, replace_path
+
+LOCAL_CONFIG = Path(__file__).with_name("local.yaml")
+_HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d{1,5}$")
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Where Kafka is: `local` starts the embedded broker on a free loopback port."""
+
+    bootstrap: str = "local"
+    client_id: str = "pinstream"
+
+    @property
+    def is_local(self) -> bool:
+        return self.bootstrap == "local"
+
+    def __post_init__(self) -> None:
+        if not self.is_local:
+            for server in self.bootstrap.split(","):
+                if not _HOST_PORT.match(server.strip()):
+                    raise ValueError(f"bootstrap: expected 'local' or host:port[,...], got {server!r}")
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    """Topic names and partitioning; the embeddings log has one partition per shard."""
+
+    pins: str = "pins"
+    pins_partitions: int = 4
+    dlq: str = "pins.dlq"
+    embeddings: str = "pin-embeddings"
+    replication_factor: int = 1
+
+    def __post_init__(self) -> None:
+        _positive("pins_partitions", self.pins_partitions)
+        _positive("replication_factor", self.replication_factor)
+        if len({self.pins, self.dlq, self.embeddings}) != 3:
+            raise ValueError("pins, dlq and embeddings must be three different topics")
+
+
+@dataclass(frozen=True)
+class ShardsConfig:
+    """How the index is split: `count` shards of `dim`-dimensional vectors."""
+
+    count: int = 2
+    dim: int = 384
+    metric: Literal["ip", "l2"] = "ip"
+
+    def __post_init__(self) -> None:
+        _positive("count", self.count)
+        _positive("dim", self.dim)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which encoder embeds pins and queries, and how."""
+
+    name: str = "base"
+    generation: str = "minilm-l6-v2-base"
+    device: str = "auto"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    batch_size: int = 64
+    max_seq_length: int = 256
+
+    def __post_init__(self) -> None:
+        _positive("batch_size", self.batch_size)
+        _positive("max_seq_length", self.max_seq_length)
+        if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,63}", self.generation):
+            raise ValueError(f"generation must be a short name ([A-Za-z0-9_.-]), got {self.generation!r}")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The Kafka -> Ray Data -> embedder -> embeddings log job."""
+
+    consumer_group: str = "pinstream-ingest"
+    max_poll_records: int = 64
+    poll_timeout_ms: int = 100
+    embedders_min: int = 1
+    embedders_max: int = 1
+    embedder_num_cpus: float = 0.5
+    embedder_num_gpus: float = 0.0
+    reader_num_cpus: float = 0.05
+
+    def __post_init__(self) -> None:
+        _positive("max_poll_records", self.max_poll_records)
+        _positive("poll_timeout_ms", self.poll_timeout_ms)
+        _positive("embedders_min", self.embedders_min)
+        if self.embedders_max < self.embedders_min:
+            raise ValueError(
+                f"embedders_max ({self.embedders_max}) must be >= embedders_min "
+                f"({self.embedders_min})"
+            )
+        if self.embedder_num_cpus < 0 or self.embedder_num_gpus < 0 or self.reader_num_cpus < 0:
+            raise ValueError("num_cpus / num_gpus must be >= 0")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The Ray Serve application: HTTP address and per-deployment resources."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_name: str = "pinstream"
+    route_prefix: str = "/"
+    ingress_num_cpus: float = 0.1
+    shard_num_cpus: float = 0.1
+    encoder_num_cpus: float = 0.25
+    encoder_max_batch_size: int = 32
+    encoder_batch_wait_s: float = 0.005
+    shard_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        _positive("encoder_max_batch_size", self.encoder_max_batch_size)
+        _positive("shard_timeout_s", self.shard_timeout_s)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where snapshots, model artifacts and run state live (a local path or a URI)."""
+
+    root: str = "var/pinstream"
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Which Ray to use: `local` starts one in-process; anything else is passed to ray.init."""
+
+    address: str = "local"
+    num_cpus: int = 2
+
+    def __post_init__(self) -> None:
+        _positive("num_cpus", self.num_cpus)
+
+
+@dataclass(frozen=True)
+class PinstreamConfig:
+    """The whole configuration of one pinstream deployment."""
+
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def with_value(self, dotted: str, value: Any) -> PinstreamConfig:
+        """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""
+        return replace_path(self, dotted, value)
+
+
+def load_config(path: str | Path | None = None) -> PinstreamConfig:
+    """Load and check a config file (default: the embedded `conf/local.yaml`)."""
+    return build(PinstreamConfig, load_yaml(path or LOCAL_CONFIG))

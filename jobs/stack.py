@@ -1,0 +1,160 @@
+"""The whole pinstream stack in one process: broker (when local), Ray, Serve, the ingest job.
+
+Used by `pinstream up` and `pinstream demo`; `stop()` takes everything down again,
+in reverse order, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import ray
+import requests
+from ray import serve
+
+from conf.config import PinstreamConfig
+from jobs.ingest import IngestJob
+from serve.app import build_app
+from streams.kafka_io import ensure_topics
+from streams.local_broker import LocalBroker, free_loopback_port
+
+log = logging.getLogger(__name__)
+STATE_FILE = "run/stack.json"
+
+
+def state_path(cfg: PinstreamConfig) -> Path:
+    """Where a running local stack writes its addresses, for `produce` and `query`."""
+    return Path(cfg.storage.root) / STATE_FILE
+
+
+def read_state(cfg: PinstreamConfig) -> dict[str, Any] | None:
+    """The addresses of the running local stack, or None when none runs."""
+    try:
+        return dict(json.loads(state_path(cfg).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+class LocalStack:
+    """Starts and stops the stack; usable as a context manager."""
+
+    def __init__(self, cfg: PinstreamConfig, with_ingest: bool = True) -> None:
+        self.cfg = cfg
+        self.with_ingest = with_ingest
+        self.broker: LocalBroker | None = None
+        self.ingest: IngestJob | None = None
+        self._ingest_thread: threading.Thread | None = None
+        self._ingest_error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.cfg.serve.host}:{self.cfg.serve.port}"
+
+    def start(self, ready_timeout_s: float = 180.0) -> LocalStack:
+        """Bring everything up and wait until the API answers /healthz with 200."""
+        try:
+            self._start(ready_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, ready_timeout_s: float) -> None:
+        if self.cfg.broker.is_local:
+            self.broker = LocalBroker().start()
+            self.cfg = self.cfg.with_value("broker.bootstrap", self.broker.bootstrap)
+            log.info("local broker on %s", self.broker.bootstrap)
+        if self.cfg.serve.port == 0:
+            self.cfg = self.cfg.with_value("serve.port", free_loopback_port())
+        topics = self.cfg.topics
+        ensure_topics(
+            self.cfg.broker.bootstrap,
+            {topics.pins: topics.pins_partitions, topics.dlq: 1, topics.embeddings: self.cfg.shards.count},
+            topics.replication_factor,
+        )
+        self._start_ray()
+        serve.start(http_options={"host": self.cfg.serve.host, "port": self.cfg.serve.port})
+        serve.run(
+            build_app(self.cfg),
+            name=self.cfg.serve.app_name,
+            route_prefix=self.cfg.serve.route_prefix,
+            blocking=False,
+        )
+        if self.with_ingest:
+            self.ingest = IngestJob(self.cfg)
+            self._ingest_thread = threading.Thread(target=self._run_ingest, name="ingest", daemon=True)
+            self._ingest_thread.start()
+        self._wait_healthy(ready_timeout_s)
+        self._write_state()
+
+    def _start_ray(self) -> None:
+        if ray.is_initialized():
+            return
+        # Ray workers import the packages from this checkout, like the driver does.
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        if self.cfg.ray.address == "local":
+            ray.init(num_cpus=self.cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=self.cfg.ray.address, log_to_driver=False)
+
+    def _run_ingest(self) -> None:
+        assert self.ingest is not None
+        try:
+            self.ingest.run()
+        except BaseException as exc:
+            self._ingest_error = exc
+            log.exception("ingest job failed")
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"pinstream API at {self.url} not healthy after {timeout_s:.0f}s")
+
+    def _write_state(self) -> None:
+        path = state_path(self.cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"bootstrap": self.cfg.broker.bootstrap, "url": self.url, "pid": os.getpid()}
+        path.write_text(json.dumps(state))
+
+    def check_ingest(self) -> None:
+        """Raise the ingest job's error, if it died."""
+        if self._ingest_error is not None:
+            raise RuntimeError("ingest job failed") from self._ingest_error
+
+    def stop(self) -> None:
+        """Stop ingest, Serve, Ray and the broker, in that order."""
+        if self.ingest is not None and self._ingest_thread is not None:
+            self.ingest.stop()
+            self._ingest_thread.join(timeout=30)
+        if ray.is_initialized():
+            try:
+                serve.shutdown()
+            finally:
+                ray.shutdown()
+        if self.broker is not None:
+            self.broker.stop()
+        state_path(self.cfg).unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,24 @@
+"""The query encoder: turns query text into vectors, batching concurrent requests."""
+
+from __future__ import annotations
+
+import numpy as np
+from ray import serve
+
+from conf.config import ModelConfig, ServeConfig
+from encoder.embedder import encoder_config
+from encoder.text_encoder import TextEncoder
+
+
+class QueryEncoder:
+    """Serve runs this as a deployment; concurrent `encode` calls share one model batch."""
+
+    def __init__(self, model: ModelConfig, settings: ServeConfig) -> None:
+        self.encoder = TextEncoder(encoder_config(model))
+        self.encode.set_max_batch_size(settings.encoder_max_batch_size)
+        self.encode.set_batch_wait_timeout_s(settings.encoder_batch_wait_s)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """One unit-norm float32 vector per text."""
+        return list(self.encoder.encode(texts))

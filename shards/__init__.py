@@ -1,0 +1,7 @@
+"""Sharded incremental FAISS indexes: routing pin → shard, versioned upserts and deletes."""
+
+from shards.exceptions import ShardError
+from shards.routing import pin_key, pin_keys, shard_of
+from shards.shard_index import ShardConfig, ShardIndex
+
+__all__ = ["ShardConfig", "ShardError", "ShardIndex", "pin_key", "pin_keys", "shard_of"]

@@ -1,0 +1,32 @@
+"""Pin id → shard number and pin id → FAISS id, stable across processes and Python versions."""
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+_INT63_MASK = (1 << 63) - 1
+
+
+def _digest64(pin_id: str) -> int:
+    # blake2b, not hash(): hash() of a str is salted per process (PYTHONHASHSEED).
+    if not isinstance(pin_id, str):
+        raise TypeError(f"pin_id must be str, got {type(pin_id).__name__}")
+    return int.from_bytes(hashlib.blake2b(pin_id.encode(), digest_size=8).digest(), "big")
+
+
+def shard_of(pin_id: str, num_shards: int) -> int:
+    """Return the shard in [0, num_shards) that owns pin_id."""
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards must be an int >= 1, got {num_shards!r}")
+    return _digest64(pin_id) % num_shards
+
+
+def pin_key(pin_id: str) -> int:
+    """Return the non-negative int64 FAISS id of pin_id."""
+    return _digest64(pin_id) & _INT63_MASK
+
+
+def pin_keys(pin_ids: Sequence[str]) -> np.ndarray:
+    """Return the FAISS ids of pin_ids as an int64 array of the same length."""
+    return np.fromiter((pin_key(p) for p in pin_ids), dtype=np.int64, count=len(pin_ids))

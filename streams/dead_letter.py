@@ -1,0 +1,78 @@
+"""The dead-letter topic: every refused event, with its reason and where it came from."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from kafka import KafkaProducer
+
+from streams.kafka_io import make_producer
+
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One refused record: why, and exactly which source record it was."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    def to_json_bytes(self) -> bytes:
+        """The DLQ record value: readable fields plus the original bytes, base64."""
+        value = self.value or b""
+        return json.dumps(
+            {
+                "reason": self.reason,
+                "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+                "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
+                "value_preview": value[:PREVIEW_CHARS].decode("utf-8", "replace"),
+                "value_base64": base64.b64encode(value).decode()
+                if self.value is not None
+                else None,
+            }
+        ).encode()
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes) -> DeadLetter:
+        """Read back a DLQ record value."""
+        doc = json.loads(data)
+        raw = doc["value_base64"]
+        key = doc["key"]
+        return cls(
+            reason=doc["reason"],
+            topic=doc["source"]["topic"],
+            partition=doc["source"]["partition"],
+            offset=doc["source"]["offset"],
+            key=key.encode() if key is not None else None,
+            value=base64.b64decode(raw) if raw is not None else None,
+        )
+
+
+class DeadLetterWriter:
+    """Sends dead letters to the DLQ topic; the producer is created on first use."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._producer: KafkaProducer | None = None
+
+    def write(self, letter: DeadLetter) -> None:
+        if self._producer is None:
+            self._producer = make_producer(self.bootstrap)
+        self._producer.send(self.topic, key=letter.key, value=letter.to_json_bytes())
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        if self._producer is not None:
+            self._producer.flush(timeout=timeout_s)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None

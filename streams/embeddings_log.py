@@ -1,0 +1,97 @@
+"""The embeddings log: topic `pin-embeddings`, the write-ahead log of every shard.
+
+Partition = shard(pin_id). Each Kafka record holds one Arrow IPC stream of rows:
+pin_id, op, version, generation, vector (null for deletes), title, board,
+event_time. A replica rebuilds its shard from this log alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+from kafka import KafkaProducer
+
+from shards.routing import shard_of
+from streams.kafka_io import make_producer
+
+ROWS_PER_MESSAGE = 256
+
+
+def log_schema(dim: int) -> pa.Schema:
+    """The Arrow schema of embeddings-log rows for `dim`-dimensional vectors."""
+    return pa.schema(
+        [
+            ("pin_id", pa.string()),
+            ("op", pa.string()),
+            ("version", pa.int64()),
+            ("generation", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+            ("title", pa.string()),
+            ("board", pa.string()),
+            ("event_time", pa.int64()),
+        ]
+    )
+
+
+def encode_rows(rows: pa.Table) -> bytes:
+    """Serialise log rows as one Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return bytes(sink.getvalue())
+
+
+def decode_rows(data: bytes) -> pa.Table:
+    """Read the rows of one embeddings-log record (raises pyarrow.ArrowInvalid if corrupt)."""
+    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+        return reader.read_all()
+
+
+def vectors_of(rows: pa.Table, dim: int) -> np.ndarray:
+    """The float32 [n, dim] vectors of upsert rows (all rows must carry a vector)."""
+    column = rows.column("vector").combine_chunks()
+    if column.null_count:
+        raise ValueError("vectors_of: some rows carry no vector")
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(values.reshape(len(rows), dim), dtype=np.float32)
+
+
+class EmbeddingsLogWriter:
+    """Writes log rows to the shard partitions; the producer is created on first use."""
+
+    def __init__(self, bootstrap: str, topic: str, num_shards: int) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.num_shards = num_shards
+        self._producer: KafkaProducer | None = None
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = make_producer(self.bootstrap)
+        return self._producer
+
+    def write(self, rows: pa.Table) -> int:
+        """Send rows to their shards' partitions (call `flush` to wait for the acks)."""
+        by_shard: dict[int, list[int]] = defaultdict(list)
+        for index, pin_id in enumerate(rows.column("pin_id").to_pylist()):
+            by_shard[shard_of(pin_id, self.num_shards)].append(index)
+        sent = 0
+        for shard, indices in sorted(by_shard.items()):
+            for start in range(0, len(indices), ROWS_PER_MESSAGE):
+                chunk = rows.take(pa.array(indices[start : start + ROWS_PER_MESSAGE]))
+                self.producer.send(self.topic, value=encode_rows(chunk), partition=shard)
+                sent += 1
+        return sent
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Block until every sent record is acknowledged (raises if one failed)."""
+        if self._producer is not None:
+            self._producer.flush(timeout=timeout_s)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None

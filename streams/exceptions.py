@@ -1,0 +1,15 @@
+"""Errors raised by the streams package."""
+
+from conf.errors import PinstreamError
+
+
+class StreamError(PinstreamError):
+    """Base class for every error of the streams package."""
+
+
+class InvalidPinEvent(StreamError):
+    """A Kafka record breaks the pin event contract; it belongs on the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,59 @@
+"""The parse-and-validate stage: raw poll batches in, parsed records (or their errors) out."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from encoder.pin_text import pin_text
+from streams.events import parse_pin_event
+from streams.exceptions import InvalidPinEvent
+from streams.poll_batch import pack, unpack
+
+PARSED_FIELDS = {
+    "pin_id": pa.string(),
+    "op": pa.string(),
+    "title": pa.string(),
+    "board": pa.string(),
+    "text": pa.string(),
+    "event_time": pa.int64(),
+    "error": pa.string(),
+}
+
+
+class ParseEvents:
+    """Ray Data stage: add parsed pin fields; a bad record keeps its bytes and gets `error`."""
+
+    def __call__(self, polls: pa.Table) -> pa.Table:
+        records = unpack(polls)
+        parsed: dict[str, list] = {name: [] for name in PARSED_FIELDS}
+        keep_value = []
+        keys = records.column("key").to_pylist()
+        values = records.column("value").to_pylist()
+        for key, value in zip(keys, values, strict=True):
+            try:
+                event = parse_pin_event(key, value)
+            except InvalidPinEvent as exc:
+                row = dict.fromkeys(PARSED_FIELDS)
+                row["error"] = exc.reason
+                keep_value.append(value)
+            else:
+                row = {
+                    "pin_id": event.pin_id,
+                    "op": event.op,
+                    "title": event.title,
+                    "board": event.board,
+                    "text": pin_text(event.title, event.description, event.board, event.tags)
+                    if event.op == "upsert"
+                    else None,
+                    "event_time": event.event_time,
+                    "error": None,
+                }
+                keep_value.append(None)  # parsed: the raw bytes are no longer needed
+            for name in PARSED_FIELDS:
+                parsed[name].append(row[name])
+        out = records.set_column(
+            records.schema.get_field_index("value"), "value", pa.array(keep_value, pa.binary())
+        )
+        for name, type_ in PARSED_FIELDS.items():
+            out = out.append_column(name, pa.array(parsed[name], type_))
+        return pack(out)

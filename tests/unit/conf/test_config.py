@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+
+from conf import ConfigError, PinstreamConfig, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_local_yaml_loads_with_the_documented_defaults() -> None:
+    cfg = load_config()
+    assert cfg.broker.is_local
+    assert cfg.shards.dim == 384
+    assert cfg.topics.pins == "pins" and cfg.topics.dlq == "pins.dlq"
+    assert cfg.topics.embeddings == "pin-embeddings"
+    assert cfg == PinstreamConfig()  # the YAML spells out the dataclass defaults
+
+
+def test_unknown_key_names_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"serve\.prot: unknown key"):
+        load_config(write(tmp_path, "serve:\n  prot: 8000\n"))
+
+
+def test_wrong_type_names_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"shards\.count: expected int, got str"):
+        load_config(write(tmp_path, "shards:\n  count: two\n"))
+
+
+def test_bool_is_not_an_int(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"model\.batch_size"):
+        load_config(write(tmp_path, "model:\n  batch_size: true\n"))
+
+
+def test_cross_field_check_names_the_section(tmp_path: Path) -> None:
+    text = "ingest:\n  embedders_min: 3\n  embedders_max: 1\n"
+    with pytest.raises(ConfigError, match=r"<root>|ingest: embedders_max \(1\) must be >="):
+        load_config(write(tmp_path, text))
+
+
+def test_literal_values_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"shards\.metric: must be one of \['ip', 'l2'\]"):
+        load_config(write(tmp_path, "shards:\n  metric: cosine\n"))
+
+
+def test_bad_bootstrap_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="bootstrap"):
+        load_config(write(tmp_path, "broker:\n  bootstrap: not a host\n"))
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "serve: [unclosed\n"))
+
+
+def test_with_value_checks_the_new_value() -> None:
+    cfg = PinstreamConfig().with_value("serve.port", 9001)
+    assert cfg.serve.port == 9001
+    with pytest.raises(ConfigError, match=r"serve\.port"):
+        cfg.with_value("serve.port", "x")
+    with pytest.raises(ConfigError, match="unknown key"):
+        cfg.with_value("serve.nope", 1)

@@ -76,8 +76,11 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     batch_size: int = 64
     max_seq_length: int = 256
+    threads: int = 0
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = every core), got {self.threads}")
         _positive("batch_size", self.batch_size)
         _positive("max_seq_length", self.max_seq_length)
         if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,63}", self.generation):

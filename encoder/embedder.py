@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
+import torch
 
 from conf.config import ModelConfig
 from encoder.text_encoder import EncoderConfig, TextEncoder
 from streams.poll_batch import pack, unpack
+
+
+def set_torch_threads(model: ModelConfig) -> None:
+    """Use `model.threads` CPU threads (0 = every core; Ray sets one per logical CPU share)."""
+    torch.set_num_threads(model.threads or os.cpu_count() or 1)
 
 
 def encoder_config(model: ModelConfig) -> EncoderConfig:
@@ -35,6 +43,7 @@ class Embedder:
     """Adds `vector` to every record that has `text`; the model loads once per actor."""
 
     def __init__(self, model: ModelConfig) -> None:
+        set_torch_threads(model)
         self.encoder = TextEncoder(encoder_config(model))
 
     def __call__(self, polls: pa.Table) -> pa.Table:

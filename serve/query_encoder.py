@@ -6,7 +6,7 @@ import numpy as np
 from ray import serve
 
 from conf.config import ModelConfig, ServeConfig
-from encoder.embedder import encoder_config
+from encoder.embedder import encoder_config, set_torch_threads
 from encoder.text_encoder import TextEncoder
 
 
@@ -14,6 +14,7 @@ class QueryEncoder:
     """Serve runs this as a deployment; concurrent `encode` calls share one model batch."""
 
     def __init__(self, model: ModelConfig, settings: ServeConfig) -> None:
+        set_torch_threads(model)
         self.encoder = TextEncoder(encoder_config(model))
         self.encode.set_max_batch_size(settings.encoder_max_batch_size)
         self.encode.set_batch_wait_timeout_s(settings.encoder_batch_wait_s)

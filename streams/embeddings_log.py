@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
 import pyarrow as pa
 from kafka import KafkaProducer
 
@@ -47,15 +46,6 @@ def decode_rows(data: bytes) -> pa.Table:
     """Read the rows of one embeddings-log record (raises pyarrow.ArrowInvalid if corrupt)."""
     with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
         return reader.read_all()
-
-
-def vectors_of(rows: pa.Table, dim: int) -> np.ndarray:
-    """The float32 [n, dim] vectors of upsert rows (all rows must carry a vector)."""
-    column = rows.column("vector").combine_chunks()
-    if column.null_count:
-        raise ValueError("vectors_of: some rows carry no vector")
-    values = column.flatten().to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(values.reshape(len(rows), dim), dtype=np.float32)
 
 
 class EmbeddingsLogWriter:

@@ -1,0 +1,112 @@
+"""A shard's whole state: its vectors (ShardIndex) plus what the API returns about each pin.
+
+Built only by applying embeddings-log rows, so any replica that applies the same
+log reaches the same state, whatever the replays and duplicates.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shards.routing import pin_key, pin_keys
+from shards.shard_index import ShardConfig, ShardIndex
+
+
+@dataclass(frozen=True)
+class PinInfo:
+    """What the API returns about an indexed pin besides its score."""
+
+    pin_id: str
+    title: str
+    board: str
+    version: int
+
+
+class ShardState:
+    """Applies log rows last-writer-wins by version; searchable from any thread meanwhile."""
+
+    def __init__(self, config: ShardConfig) -> None:
+        self.config = config
+        self.index = ShardIndex(config)
+        self._pins: dict[int, PinInfo] = {}
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def apply_rows(self, rows: pa.Table) -> None:
+        """Apply embeddings-log rows; replays and out-of-order duplicates change nothing."""
+        if rows.num_rows == 0:
+            return
+        ops = np.array(rows.column("op").to_pylist())
+        pin_ids = rows.column("pin_id").to_pylist()
+        keys = pin_keys(pin_ids)
+        versions = rows.column("version").to_numpy()
+        upserts = ops == "upsert"
+        with self._lock:
+            if upserts.any():
+                upsert_rows = rows.filter(pa.array(upserts))
+                self.index.upsert(keys[upserts], _vectors(upsert_rows, self.config.dim), versions[upserts])
+            if (~upserts).any():
+                self.index.delete(keys[~upserts], versions[~upserts])
+            titles = rows.column("title").to_pylist()
+            boards = rows.column("board").to_pylist()
+            for i, key in enumerate(keys.tolist()):
+                if self.index.version(key) != versions[i]:
+                    continue  # superseded by a newer event of the same pin
+                if upserts[i]:
+                    self._pins[key] = PinInfo(pin_ids[i], titles[i] or "", boards[i] or "", int(versions[i]))
+                else:
+                    self._pins.pop(key, None)
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
+        """Top-k per query vector, best first: dicts with pin_id, score, title, board."""
+        with self._lock:
+            scores, keys = self.index.search(queries, k)
+            return [
+                [
+                    {
+                        "pin_id": self._pins[key].pin_id,
+                        "score": float(score),
+                        "title": self._pins[key].title,
+                        "board": self._pins[key].board,
+                    }
+                    for score, key in zip(row_scores.tolist(), row_keys.tolist(), strict=True)
+                    if key >= 0
+                ]
+                for row_scores, row_keys in zip(scores, keys, strict=True)
+            ]
+
+    def get(self, pin_id: str) -> dict[str, Any] | None:
+        """The indexed pin with its vector, or None when it is not (or no longer) indexed."""
+        key = pin_key(pin_id)
+        with self._lock:
+            info = self._pins.get(key)
+            vector = self.index.vector(key)
+            if info is None or vector is None:
+                return None
+            return {
+                "pin_id": info.pin_id,
+                "title": info.title,
+                "board": info.board,
+                "version": info.version,
+                "vector": vector,
+            }
+
+    def live_pins(self) -> dict[str, PinInfo]:
+        """Every live pin by pin id (for tests and audits: compare with the oracle fold)."""
+        with self._lock:
+            return {info.pin_id: info for info in self._pins.values()}
+
+
+def _vectors(rows: pa.Table, dim: int) -> np.ndarray:
+    column = rows.column("vector").combine_chunks()
+    if column.null_count:
+        raise ValueError("an upsert row carries no vector")
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(values.reshape(len(rows), dim), dtype=np.float32)

@@ -107,3 +107,25 @@ def make_producer(bootstrap: str, **options: Any) -> KafkaProducer:
     }
     settings.update(options)
     return KafkaProducer(bootstrap_servers=bootstrap, **settings)
+
+
+def drain(bootstrap: str, topic: str, idle_s: float = 1.0, timeout_s: float = 60.0) -> list[Any]:
+    """Every record of `topic` from the beginning, read until no fetch returns any for `idle_s`.
+
+    Never trusts the reported end offset (the local broker's lags): reads until idle.
+    """
+    with assigned_consumer(bootstrap) as consumer:
+        tps = [TopicPartition(topic, p) for p in partitions_of(consumer, topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        started = last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            if time.monotonic() - started > timeout_s:
+                raise StreamError(f"reading {topic} did not go idle within {timeout_s}s")
+            polled = consumer.poll(timeout_ms=100)
+            for batch in polled.values():
+                records.extend(batch)
+            if polled:
+                last = time.monotonic()
+        return sorted(records, key=lambda r: (r.partition, r.offset))

@@ -32,7 +32,9 @@ class DeadLetter:
                 "reason": self.reason,
                 "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
                 "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
-                "value_preview": value[:PREVIEW_CHARS].decode("utf-8", "replace"),
+                "key_base64": base64.b64encode(self.key).decode() if self.key is not None else None,
+                # Cut after decoding, so the preview never ends in half a character.
+                "value_preview": value.decode("utf-8", "replace")[:PREVIEW_CHARS],
                 "value_base64": base64.b64encode(value).decode()
                 if self.value is not None
                 else None,
@@ -44,13 +46,13 @@ class DeadLetter:
         """Read back a DLQ record value."""
         doc = json.loads(data)
         raw = doc["value_base64"]
-        key = doc["key"]
+        raw_key = doc["key_base64"]
         return cls(
             reason=doc["reason"],
             topic=doc["source"]["topic"],
             partition=doc["source"]["partition"],
             offset=doc["source"]["offset"],
-            key=key.encode() if key is not None else None,
+            key=base64.b64decode(raw_key) if raw_key is not None else None,
             value=base64.b64decode(raw) if raw is not None else None,
         )
 

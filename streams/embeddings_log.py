@@ -16,6 +16,8 @@ from shards.routing import shard_of
 from streams.kafka_io import make_producer
 
 ROWS_PER_MESSAGE = 256
+# The end-of-stream message every Arrow IPC stream writer closes with.
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
 def log_schema(dim: int) -> pa.Schema:
@@ -44,8 +46,17 @@ def encode_rows(rows: pa.Table) -> bytes:
 
 def decode_rows(data: bytes) -> pa.Table:
     """Read the rows of one embeddings-log record (raises pyarrow.ArrowInvalid if corrupt)."""
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        return reader.read_all()
+    # A stream cut between messages reads as fewer rows, silently; encode_rows always ends so.
+    if not data.endswith(_END_OF_STREAM):
+        raise pa.ArrowInvalid("embeddings-log record is truncated: no end-of-stream marker")
+    try:
+        with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+            rows = reader.read_all()
+        # The reader checks only buffer sizes; bad offsets would read out of bounds (segfault).
+        rows.validate(full=True)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise pa.ArrowInvalid(f"corrupt embeddings-log record: {exc}") from exc
+    return rows
 
 
 class EmbeddingsLogWriter:

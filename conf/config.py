@@ -33,7 +33,9 @@ class BrokerConfig:
         if not self.is_local:
             for server in self.bootstrap.split(","):
                 if not _HOST_PORT.match(server.strip()):
-                    raise ValueError(f"bootstrap: expected 'local' or host:port[,...], got {server!r}")
+                    raise ValueError(
+                        f"bootstrap: expected 'local' or host:port[,...], got {server!r}"
+                    )
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class ModelConfig:
         _positive("batch_size", self.batch_size)
         _positive("max_seq_length", self.max_seq_length)
         if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,63}", self.generation):
-            raise ValueError(f"generation must be a short name ([A-Za-z0-9_.-]), got {self.generation!r}")
+            raise ValueError(
+                f"generation must be a short name ([A-Za-z0-9_.-]), got {self.generation!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pinstream` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
     try:
         cfg = load_config(args.config)
         return int(args.run(cfg, args))
@@ -35,20 +37,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pinstream", description=__doc__)
-    parser.add_argument("--config", type=Path, default=None, help="YAML config (default: conf/local.yaml)")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML config (default: conf/local.yaml)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(required=True, metavar="command")
 
-    up = commands.add_parser("up", help="run the whole local stack in the foreground (Ctrl-C stops it)")
+    up = commands.add_parser(
+        "up", help="run the whole local stack in the foreground (Ctrl-C stops it)"
+    )
     up.add_argument("--port", type=int, default=None, help="HTTP port (0 = any free port)")
     up.set_defaults(run=run_up)
 
     produce = commands.add_parser("produce", help="send synthetic pins to the pins topic")
     produce.add_argument("--count", type=int, required=True)
-    produce.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    produce.add_argument(
+        "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
+    )
     produce.add_argument("--seed", type=int, default=0)
     produce.add_argument("--start", type=int, default=0, help="index of the first synthetic pin")
-    produce.add_argument("--bootstrap", default=None, help="Kafka host:port (default: the running stack's)")
+    produce.add_argument(
+        "--bootstrap", default=None, help="Kafka host:port (default: the running stack's)"
+    )
     produce.set_defaults(run=run_produce)
 
     query = commands.add_parser("query", help="search the running stack by text")
@@ -57,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--url", default=None, help="API base URL (default: the running stack's)")
     query.set_defaults(run=run_query)
 
-    demo = commands.add_parser("demo", help="start the stack, stream pins, query, stop (what `make demo` runs)")
+    demo = commands.add_parser(
+        "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"
+    )
     demo.add_argument("--count", type=int, default=2000)
     demo.set_defaults(run=run_demo)
     return parser
@@ -71,7 +83,7 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     print("starting pinstream (broker, Ray, Serve, ingest) ...", flush=True)
     with LocalStack(cfg) as stack:
         print(f"pinstream is up at {stack.url}  (Kafka: {stack.cfg.broker.bootstrap})")
-        print(f"  pinstream produce --count 1000")
+        print("  pinstream produce --count 1000")
         print(
             f"  curl -s {stack.url}/v1/search -H 'content-type: application/json' "
             """-d '{"text": "mid-century modern walnut coffee table", "k": 5}'"""
@@ -89,14 +101,18 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 def _running_state(cfg: PinstreamConfig) -> dict:
     state = read_state(cfg)
     if state is None:
-        raise PinstreamError("no local stack is running (start one with `pinstream up`), or pass the address")
+        raise PinstreamError(
+            "no local stack is running (start one with `pinstream up`), or pass the address"
+        )
     return state
 
 
 def run_produce(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     if args.count < 0:
         raise PinstreamError("--count must be >= 0")
-    bootstrap = args.bootstrap or (cfg.broker.bootstrap if not cfg.broker.is_local else _running_state(cfg)["bootstrap"])
+    bootstrap = args.bootstrap or (
+        cfg.broker.bootstrap if not cfg.broker.is_local else _running_state(cfg)["bootstrap"]
+    )
     pins = PinGenerator(seed=args.seed).pins(args.count, start=args.start)
     with PinProducer(bootstrap, cfg.topics.pins) as producer:
         sent = producer.send_all((p.event for p in pins), rate=args.rate)
@@ -113,7 +129,10 @@ def run_query(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     body = response.json()
     for rank, hit in enumerate(body["results"], 1):
         print(f"{rank:3d}. {hit['score']:.3f}  {hit['title']}  [{hit['board']}]  {hit['pin_id']}")
-    print(f"generation {body['generation']}, {body['took_ms']:.1f} ms" + (", PARTIAL" if body["partial"] else ""))
+    print(
+        f"generation {body['generation']}, {body['took_ms']:.1f} ms"
+        + (", PARTIAL" if body["partial"] else "")
+    )
     return 0
 
 

@@ -67,7 +67,9 @@ def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO) -> int:
         port = free_loopback_port()
         print(f"port {cfg.serve.port} is busy; serving on {port}", file=out)
         cfg = cfg.with_value("serve.port", port)
-    print("pinstream demo: starting broker, Ray, Serve and the ingest job ...", file=out, flush=True)
+    print(
+        "pinstream demo: starting broker, Ray, Serve and the ingest job ...", file=out, flush=True
+    )
     started = time.monotonic()
     with LocalStack(cfg) as stack:
         url = stack.url

@@ -76,7 +76,11 @@ class LocalStack:
         topics = self.cfg.topics
         ensure_topics(
             self.cfg.broker.bootstrap,
-            {topics.pins: topics.pins_partitions, topics.dlq: 1, topics.embeddings: self.cfg.shards.count},
+            {
+                topics.pins: topics.pins_partitions,
+                topics.dlq: 1,
+                topics.embeddings: self.cfg.shards.count,
+            },
             topics.replication_factor,
         )
         self._start_ray()
@@ -89,7 +93,9 @@ class LocalStack:
         )
         if self.with_ingest:
             self.ingest = IngestJob(self.cfg)
-            self._ingest_thread = threading.Thread(target=self._run_ingest, name="ingest", daemon=True)
+            self._ingest_thread = threading.Thread(
+                target=self._run_ingest, name="ingest", daemon=True
+            )
             self._ingest_thread.start()
         self._wait_healthy(ready_timeout_s)
         self._write_state()

@@ -22,26 +22,21 @@ def build_app(cfg: PinstreamConfig) -> Application:
         raise ValueError("build_app needs a resolved bootstrap address, not 'local'")
     settings = cfg.serve
     shards = [
-        serve.deployment(ShardReplica)
-        .options(
+        serve.deployment(
             name=shard_deployment_name(shard),
             num_replicas=1,
             ray_actor_options={"num_cpus": settings.shard_num_cpus},
-        )
-        .bind(cfg, shard)
+        )(ShardReplica).bind(cfg, shard)
         for shard in range(cfg.shards.count)
     ]
-    encoder = (
-        serve.deployment(QueryEncoder)
-        .options(
-            name="query-encoder",
-            num_replicas=1,
-            ray_actor_options={"num_cpus": settings.encoder_num_cpus},
-        )
-        .bind(cfg.model, settings)
-    )
-    return (
-        serve.deployment(Ingress)
-        .options(name="ingress", num_replicas=1, ray_actor_options={"num_cpus": settings.ingress_num_cpus})
-        .bind(cfg, encoder, shards)
-    )
+    encoder = serve.deployment(
+        name="query-encoder",
+        num_replicas=1,
+        ray_actor_options={"num_cpus": settings.encoder_num_cpus},
+    )(QueryEncoder).bind(cfg.model, settings)
+    ingress = serve.deployment(
+        name="ingress",
+        num_replicas=1,
+        ray_actor_options={"num_cpus": settings.ingress_num_cpus},
+    )(Ingress)
+    return ingress.bind(cfg, encoder, shards)

@@ -1,6 +1,5 @@
 """HTTP ingress (FastAPI on Serve): encode the query, fan out to every shard, merge top-k."""
 
-
 import asyncio
 import heapq
 import time
@@ -94,9 +93,7 @@ class Ingress:
     async def _get(self, pin_id: str) -> dict[str, Any]:
         shard = self.shards[shard_of(pin_id, len(self.shards))]
         try:
-            found = await asyncio.wait_for(
-                shard.get.remote(pin_id), self.cfg.serve.shard_timeout_s
-            )
+            found = await asyncio.wait_for(shard.get.remote(pin_id), self.cfg.serve.shard_timeout_s)
         except TimeoutError as exc:
             raise HTTPException(503, f"the shard holding pin {pin_id!r} did not answer") from exc
         if found is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from ray import serve
 
@@ -16,8 +18,9 @@ class QueryEncoder:
     def __init__(self, model: ModelConfig, settings: ServeConfig) -> None:
         set_torch_threads(model)
         self.encoder = TextEncoder(encoder_config(model))
-        self.encode.set_max_batch_size(settings.encoder_max_batch_size)
-        self.encode.set_batch_wait_timeout_s(settings.encoder_batch_wait_s)
+        batched: Any = self.encode  # the @serve.batch wrapper, typed as the plain method
+        batched.set_max_batch_size(settings.encoder_max_batch_size)
+        batched.set_batch_wait_timeout_s(settings.encoder_batch_wait_s)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def encode(self, texts: list[str]) -> list[np.ndarray]:

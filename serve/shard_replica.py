@@ -57,7 +57,9 @@ class ShardReplica:
             rows = decode_rows(value)
         except (pa.ArrowInvalid, OSError) as exc:
             self._bad_records += 1
-            log.error("shard %d: corrupt log record at offset %d skipped: %s", self.shard, offset, exc)
+            log.error(
+                "shard %d: corrupt log record at offset %d skipped: %s", self.shard, offset, exc
+            )
         else:
             self.state.apply_rows(rows)
             self._last_applied_ms = int(time.time() * 1000)

@@ -51,7 +51,9 @@ class ShardState:
         with self._lock:
             if upserts.any():
                 upsert_rows = rows.filter(pa.array(upserts))
-                self.index.upsert(keys[upserts], _vectors(upsert_rows, self.config.dim), versions[upserts])
+                self.index.upsert(
+                    keys[upserts], _vectors(upsert_rows, self.config.dim), versions[upserts]
+                )
             if (~upserts).any():
                 self.index.delete(keys[~upserts], versions[~upserts])
             titles = rows.column("title").to_pylist()
@@ -60,7 +62,9 @@ class ShardState:
                 if self.index.version(key) != versions[i]:
                     continue  # superseded by a newer event of the same pin
                 if upserts[i]:
-                    self._pins[key] = PinInfo(pin_ids[i], titles[i] or "", boards[i] or "", int(versions[i]))
+                    self._pins[key] = PinInfo(
+                        pin_ids[i], titles[i] or "", boards[i] or "", int(versions[i])
+                    )
                 else:
                     self._pins.pop(key, None)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -33,10 +33,8 @@ def ensure_topics(bootstrap: str, partitions: Mapping[str, int], replication: in
             if name not in existing
         ]
         if new:
-            try:
+            with suppress(TopicAlreadyExistsError):  # created concurrently by another process
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process
     finally:
         admin.close()
     with assigned_consumer(bootstrap) as consumer:

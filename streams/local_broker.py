@@ -31,7 +31,7 @@ class LocalBroker:
         self.port = port or free_loopback_port()
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the broker
 
     @property
     def bootstrap(self) -> str:

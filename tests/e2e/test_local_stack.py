@@ -63,11 +63,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     config = root / "pinstream.yaml"
     config.write_text(
-        yaml.safe_dump({"serve": {"port": free_loopback_port()}, "storage": {"root": str(root / "var")}})
+        yaml.safe_dump(
+            {"serve": {"port": free_loopback_port()}, "storage": {"root": str(root / "var")}}
+        )
     )
     log = open(root / "up.log", "w")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [*PINSTREAM, "--config", str(config), "up"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [*PINSTREAM, "--config", str(config), "up"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     state_file = root / "var" / "run" / "stack.json"
     try:
@@ -90,7 +95,9 @@ def test_produced_pins_become_searchable_exactly_once(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     assert f"sent {COUNT} pins" in result.stdout
     wait_until(lambda: stack.pins_indexed() == COUNT, 300, f"{COUNT} pins searchable")
-    body = requests.post(f"{stack.url}/v1/search", json={"text": "coffee table", "k": 1000}, timeout=30).json()
+    body = requests.post(
+        f"{stack.url}/v1/search", json={"text": "coffee table", "k": 1000}, timeout=30
+    ).json()
     ids = [r["pin_id"] for r in body["results"]]
     assert len(ids) == len(set(ids)) == COUNT
 
@@ -99,7 +106,9 @@ def test_style_queries_return_mostly_that_style(stack: Stack) -> None:
     pins = {p.event.pin_id: p for p in PinGenerator(seed=SEED).pins(COUNT)}
     for style in ("mid-century modern", "farmhouse", "japandi"):
         assert style in STYLES
-        body = requests.post(f"{stack.url}/v1/search", json={"text": f"{style} sofa", "k": 10}, timeout=30).json()
+        body = requests.post(
+            f"{stack.url}/v1/search", json={"text": f"{style} sofa", "k": 10}, timeout=30
+        ).json()
         matching = sum(pins[r["pin_id"]].style == style for r in body["results"])
         assert matching >= 6, (style, [r["title"] for r in body["results"]])
 
@@ -122,18 +131,31 @@ def test_update_delete_and_malformed_events(stack: Stack) -> None:
         producer.flush()
     pin_url = f"{stack.url}/v1/pins"
     wait_until(
-        lambda: requests.get(f"{pin_url}/{pins[1].event.pin_id}", timeout=5).json().get("title") == updated.event.title,
+        lambda: (
+            requests.get(f"{pin_url}/{pins[1].event.pin_id}", timeout=5).json().get("title")
+            == updated.event.title
+        ),
         60,
         "updated title served",
     )
-    wait_until(lambda: requests.get(f"{pin_url}/{pins[2].event.pin_id}", timeout=5).status_code == 404, 60, "delete")
+    wait_until(
+        lambda: requests.get(f"{pin_url}/{pins[2].event.pin_id}", timeout=5).status_code == 404,
+        60,
+        "delete",
+    )
     letters = [DeadLetter.from_json_bytes(r.value) for r in drain(stack.bootstrap, "pins.dlq")]
-    assert any(letter.value == b"{this is not json" and "JSON" in letter.reason for letter in letters)
+    assert any(
+        letter.value == b"{this is not json" and "JSON" in letter.reason for letter in letters
+    )
     # The stream goes on after the bad event.
     late = generator.pins(1, start=COUNT)[0]
     with PinProducer(stack.bootstrap, "pins") as producer:
         producer.send(late.event)
-    wait_until(lambda: requests.get(f"{pin_url}/{late.event.pin_id}", timeout=5).status_code == 200, 60, "late pin")
+    wait_until(
+        lambda: requests.get(f"{pin_url}/{late.event.pin_id}", timeout=5).status_code == 200,
+        60,
+        "late pin",
+    )
 
 
 def test_ctrl_c_stops_everything(stack: Stack) -> None:
@@ -143,5 +165,7 @@ def test_ctrl_c_stops_everything(stack: Stack) -> None:
     for port in (broker_port, int(stack.url.rsplit(":", 1)[1])):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
-    leftovers = subprocess.run(["pgrep", "-g", str(stack.process.pid)], capture_output=True, text=True)
+    leftovers = subprocess.run(
+        ["pgrep", "-g", str(stack.process.pid)], capture_output=True, text=True
+    )
     assert leftovers.stdout.strip() == "", f"orphans: {leftovers.stdout}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -40,7 +39,9 @@ def fold_log(cfg: PinstreamConfig) -> tuple[dict[str, str], int]:
     for record in drain(cfg.broker.bootstrap, cfg.topics.embeddings):
         rows = decode_rows(record.value)
         rows_seen += rows.num_rows
-        assert {shard_of(p, cfg.shards.count) for p in rows["pin_id"].to_pylist()} == {record.partition}
+        assert {shard_of(p, cfg.shards.count) for p in rows["pin_id"].to_pylist()} == {
+            record.partition
+        }
         assert set(rows["generation"].to_pylist()) == {cfg.model.generation}
         states[record.partition].apply_rows(rows)
     live = {pin: info.title for state in states for pin, info in state.live_pins().items()}
@@ -72,7 +73,9 @@ def test_ingest_matches_the_oracle_and_resumes(cfg: PinstreamConfig, ray_session
     live, rows = fold_log(cfg)
     assert live == oracle_fold(events)
     assert rows == len(events)
-    letters = [DeadLetter.from_json_bytes(r.value) for r in drain(cfg.broker.bootstrap, cfg.topics.dlq)]
+    letters = [
+        DeadLetter.from_json_bytes(r.value) for r in drain(cfg.broker.bootstrap, cfg.topics.dlq)
+    ]
     assert len(letters) == n_bad
     assert all(letter.reason and letter.topic == cfg.topics.pins for letter in letters)
     assert {letter.value for letter in letters} == {v for _, v, _ in malformed_events()}
@@ -98,10 +101,14 @@ def test_log_vectors_are_the_encoders(cfg: PinstreamConfig, ray_session) -> None
     by_pin = {}
     for record in drain(cfg.broker.bootstrap, cfg.topics.embeddings):
         rows = decode_rows(record.value)
-        for pin_id, vector in zip(rows["pin_id"].to_pylist(), rows["vector"].to_pylist(), strict=True):
+        for pin_id, vector in zip(
+            rows["pin_id"].to_pylist(), rows["vector"].to_pylist(), strict=True
+        ):
             by_pin[pin_id] = np.asarray(vector, dtype=np.float32)
     encoder = TextEncoder(encoder_config(cfg.model))
-    texts = [pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins]
+    texts = [
+        pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
+    ]
     expected = encoder.encode(texts)
     got = np.stack([by_pin[p.event.pin_id] for p in pins])
     cosines = (got * expected).sum(axis=1)

@@ -24,7 +24,9 @@ from tests.integration.conftest import unique_config
 COUNT = 240
 
 
-def log_rows(cfg: PinstreamConfig, pins: list[SyntheticPin], vectors: np.ndarray, version: int) -> pa.Table:
+def log_rows(
+    cfg: PinstreamConfig, pins: list[SyntheticPin], vectors: np.ndarray, version: int
+) -> pa.Table:
     n = len(pins)
     return pa.table(
         {
@@ -32,7 +34,9 @@ def log_rows(cfg: PinstreamConfig, pins: list[SyntheticPin], vectors: np.ndarray
             "op": ["upsert"] * n,
             "version": [version] * n,
             "generation": [cfg.model.generation] * n,
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), cfg.shards.dim),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(vectors.reshape(-1)), cfg.shards.dim
+            ),
             "title": [p.event.title for p in pins],
             "board": [p.event.board for p in pins],
             "event_time": [p.event.event_time for p in pins],
@@ -68,9 +72,13 @@ def wait_until(predicate, timeout_s: float = 60.0, what: str = "condition") -> N
 
 
 class App:
-    def __init__(self, cfg: PinstreamConfig, url: str, encoder: TextEncoder, pins: list[SyntheticPin]):
+    def __init__(
+        self, cfg: PinstreamConfig, url: str, encoder: TextEncoder, pins: list[SyntheticPin]
+    ):
         self.cfg, self.url, self.encoder, self.pins = cfg, url, encoder, pins
-        self.writer = EmbeddingsLogWriter(cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count)
+        self.writer = EmbeddingsLogWriter(
+            cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count
+        )
 
     def write(self, rows: pa.Table) -> None:
         self.writer.write(rows)
@@ -78,7 +86,10 @@ class App:
 
     def embed(self, pins: list[SyntheticPin]) -> np.ndarray:
         return self.encoder.encode(
-            [pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins]
+            [
+                pin_text(p.event.title, p.event.description, p.event.board, p.event.tags)
+                for p in pins
+            ]
         )
 
     def healthz(self) -> dict:
@@ -92,7 +103,12 @@ def app(broker: LocalBroker, ray_session) -> Iterator[App]:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix="/", blocking=False)
     url = f"http://127.0.0.1:{port}"
-    app = App(cfg, url, TextEncoder(encoder_config(cfg.model)), PinGenerator(seed=3, id_prefix="srv").pins(COUNT))
+    app = App(
+        cfg,
+        url,
+        TextEncoder(encoder_config(cfg.model)),
+        PinGenerator(seed=3, id_prefix="srv").pins(COUNT),
+    )
     app.write(log_rows(cfg, app.pins, app.embed(app.pins), version=1))
     wait_until(lambda: _ok(url) and app.healthz()["pins"] == COUNT, what=f"{COUNT} pins indexed")
     try:
@@ -148,7 +164,9 @@ def test_get_pin_and_related(app: App) -> None:
     pin = app.pins[0]
     got = requests.get(f"{app.url}/v1/pins/{pin.event.pin_id}", timeout=10).json()
     assert got["title"] == pin.event.title and got["board"] == pin.event.board
-    related = requests.get(f"{app.url}/v1/pins/{pin.event.pin_id}/related", params={"k": 5}, timeout=10).json()
+    related = requests.get(
+        f"{app.url}/v1/pins/{pin.event.pin_id}/related", params={"k": 5}, timeout=10
+    ).json()
     ids = [r["pin_id"] for r in related["results"]]
     assert len(ids) == 5 and pin.event.pin_id not in ids
     assert requests.get(f"{app.url}/v1/pins/no-such-pin", timeout=10).status_code == 404
@@ -176,7 +194,10 @@ def test_bad_search_requests_get_422_with_the_reason(app: App, body: dict, needl
 def test_bad_pin_requests_get_422(app: App) -> None:
     pin_id = app.pins[0].event.pin_id
     assert requests.get(f"{app.url}/v1/pins/{'x' * 65}", timeout=10).status_code == 422
-    assert requests.get(f"{app.url}/v1/pins/{pin_id}/related", params={"k": 0}, timeout=10).status_code == 422
+    assert (
+        requests.get(f"{app.url}/v1/pins/{pin_id}/related", params={"k": 0}, timeout=10).status_code
+        == 422
+    )
 
 
 def test_updates_replace_and_deletes_hold(app: App) -> None:
@@ -191,13 +212,17 @@ def test_updates_replace_and_deletes_hold(app: App) -> None:
     wait_until(lambda: app.healthz()["pins"] == COUNT - 5, what="deletes applied")
     for pin in updated:
         url = f"{app.url}/v1/pins/{pin.event.pin_id}"
-        wait_until(lambda url=url, pin=pin: requests.get(url, timeout=10).json().get("title") == pin.event.title)
+        wait_until(
+            lambda url=url, pin=pin: (
+                requests.get(url, timeout=10).json().get("title") == pin.event.title
+            )
+        )
     for pin_id in deleted:
         assert requests.get(f"{app.url}/v1/pins/{pin_id}", timeout=10).status_code == 404
     old = app.pins[15]
     body = search(app, vector=app.embed([old])[0].tolist(), k=50).json()
     assert not {r["pin_id"] for r in body["results"]} & set(deleted)
     old_titles = {p.event.title for p in app.pins[10:15]}
-    assert not {r["title"] for r in search(app, text=app.pins[10].event.title, k=50).json()["results"]} & (
-        old_titles - {p.event.title for p in updated}
-    )
+    assert not {
+        r["title"] for r in search(app, text=app.pins[10].event.title, k=50).json()["results"]
+    } & (old_titles - {p.event.title for p in updated})

@@ -39,7 +39,11 @@ def test_each_partition_resumes_from_its_own_offset(cfg: PinstreamConfig, ray_se
     )
     per_partition = {
         p: sorted(
-            o for q, o in zip(everything["partition"].to_pylist(), everything["offset"].to_pylist(), strict=True) if q == p
+            o
+            for q, o in zip(
+                everything["partition"].to_pylist(), everything["offset"].to_pylist(), strict=True
+            )
+            if q == p
         )
         for p in range(3)
     }
@@ -47,14 +51,25 @@ def test_each_partition_resumes_from_its_own_offset(cfg: PinstreamConfig, ray_se
 
     start = {0: 3, 1: 0, 2: len(per_partition[2])}  # partition 2: nothing left to read
     resumed = read_all(cfg, start)
-    got = {(p, o) for p, o in zip(resumed["partition"].to_pylist(), resumed["offset"].to_pylist(), strict=True)}
+    got = {
+        (p, o)
+        for p, o in zip(
+            resumed["partition"].to_pylist(), resumed["offset"].to_pylist(), strict=True
+        )
+    }
     expected = {(p, o) for p, offsets in per_partition.items() for o in offsets if o >= start[p]}
     assert got == expected
 
 
 def test_polls_are_capped_at_max_poll_records(cfg: PinstreamConfig, ray_session) -> None:
     produce_numbered(cfg, 40)
-    source = KafkaSource(cfg.broker.bootstrap, cfg.topics.pins, {0: 0, 1: 0, 2: 0}, max_poll_records=5, idle_stop_s=1.0)
+    source = KafkaSource(
+        cfg.broker.bootstrap,
+        cfg.topics.pins,
+        {0: 0, 1: 0, 2: 0},
+        max_poll_records=5,
+        idle_stop_s=1.0,
+    )
     ray.data.DataContext.get_current().target_max_block_size = 1
     polls = ray.data.read_datasource(source).take_all()
     sizes = [len(p["offset"]) for p in polls]

@@ -50,7 +50,9 @@ def test_unpack_keeps_types_and_nulls() -> None:
 def test_many_polls_unpack_to_all_records_in_order() -> None:
     sizes = [3, 0, 1, 10, 0, 7]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    polls = pa.concat_tables([pack(records(n, start)) for n, start in zip(sizes, starts, strict=True)])
+    polls = pa.concat_tables(
+        [pack(records(n, start)) for n, start in zip(sizes, starts, strict=True)]
+    )
     assert polls.num_rows == len(sizes)
     assert polls.column(0).num_chunks == len(sizes)  # as Ray Data hands them over
     assert unpack(polls).equals(records(sum(sizes)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -42,6 +41,26 @@ def read_state(cfg: PinstreamConfig) -> dict[str, Any] | None:
         return None
 
 
+def start_ray(cfg: PinstreamConfig) -> None:
+    """Start a local Ray (`ray.address: local`) or connect to the configured cluster."""
+    if ray.is_initialized():
+        return
+    if cfg.ray.address == "local":
+        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=cfg.ray.address, log_to_driver=False)
+
+
+def create_topics(cfg: PinstreamConfig) -> None:
+    """Create the pins, DLQ and embeddings-log topics that do not exist yet."""
+    topics = cfg.topics
+    ensure_topics(
+        cfg.broker.bootstrap,
+        {topics.pins: topics.pins_partitions, topics.dlq: 1, topics.embeddings: cfg.shards.count},
+        topics.replication_factor,
+    )
+
+
 class LocalStack:
     """Starts and stops the stack; usable as a context manager."""
 
@@ -73,17 +92,8 @@ class LocalStack:
             log.info("local broker on %s", self.broker.bootstrap)
         if self.cfg.serve.port == 0:
             self.cfg = self.cfg.with_value("serve.port", free_loopback_port())
-        topics = self.cfg.topics
-        ensure_topics(
-            self.cfg.broker.bootstrap,
-            {
-                topics.pins: topics.pins_partitions,
-                topics.dlq: 1,
-                topics.embeddings: self.cfg.shards.count,
-            },
-            topics.replication_factor,
-        )
-        self._start_ray()
+        create_topics(self.cfg)
+        start_ray(self.cfg)
         serve.start(http_options={"host": self.cfg.serve.host, "port": self.cfg.serve.port})
         serve.run(
             build_app(self.cfg),
@@ -99,16 +109,6 @@ class LocalStack:
             self._ingest_thread.start()
         self._wait_healthy(ready_timeout_s)
         self._write_state()
-
-    def _start_ray(self) -> None:
-        if ray.is_initialized():
-            return
-        # Ray workers import the packages from this checkout, like the driver does.
-        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-        if self.cfg.ray.address == "local":
-            ray.init(num_cpus=self.cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=self.cfg.ray.address, log_to_driver=False)
 
     def _run_ingest(self) -> None:
         assert self.ingest is not None

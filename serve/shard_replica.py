@@ -18,7 +18,7 @@ from kafka import TopicPartition
 from conf.config import PinstreamConfig
 from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
-from streams.embeddings_log import decode_rows
+from streams.embeddings_log import decode_rows, log_schema
 from streams.kafka_io import assigned_consumer
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class ShardReplica:
         self.cfg = cfg
         self.shard = shard
         self.state = ShardState(ShardConfig(dim=cfg.shards.dim, metric=cfg.shards.metric))
+        self._schema = log_schema(cfg.shards.dim)
         self._next_offset = 0
         self._bad_records = 0
         self._last_applied_ms = 0

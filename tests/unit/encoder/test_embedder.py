@@ -1,8 +1,11 @@
 """Embedder on parsed polls: the TextEncoder's vectors for rows with text, null for the rest."""
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 from conf.config import ModelConfig
 from encoder.embedder import Embedder, encoder_config, vector_column
@@ -15,15 +18,17 @@ from streams.synthetic import PinGenerator, malformed_events
 
 
 @pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(ModelConfig())
+def embedder() -> Iterator[Embedder]:
+    threads = torch.get_num_threads()
+    yield Embedder(ModelConfig())
+    torch.set_num_threads(threads)  # Embedder sets the process-wide count; later tests get theirs
 
 
 def parsed_poll() -> pa.Table:
     """A packed poll after ParseEvents: upserts, a delete and malformed records interleaved."""
     generator = PinGenerator(seed=3)
     pins = generator.pins(5, event_time=1_000)
-    records = [encode_pin_event(pin.event) for pin in pins]
+    records: list[tuple[bytes | None, bytes | None]] = [encode_pin_event(p.event) for p in pins]
     records.insert(2, encode_pin_event(generator.delete(pins[0].event.pin_id, event_time=2_000)))
     bad = [(key, value) for key, value, _ in malformed_events()[:3]]
     records = records[:4] + bad + records[4:]
@@ -60,8 +65,9 @@ def test_vectors_equal_the_text_encoders(embedder: Embedder) -> None:
     assert vectors.type == log_schema(embedder.encoder.dim).field("vector").type
     assert vectors.is_valid().to_pylist() == present
 
-    # An encoder built apart from the Embedder, with the encoder's own defaults.
-    reference = TextEncoder().encode([t for t in texts if t is not None])
+    assert isinstance(embedder.encoder, TextEncoder)
+    assert embedder.encoder.config == encoder_config(ModelConfig())
+    reference = embedder.encoder.encode([t for t in texts if t is not None])
     got = np.array([v for v in vectors.to_pylist() if v is not None], dtype=np.float32)
     assert got.shape == reference.shape == (sum(present), 384)
     assert row_cosines(got, reference).min() >= 0.9999

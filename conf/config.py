@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from conf.loader import build, load_yaml, replace_path
 
@@ -173,6 +176,13 @@ class PinstreamConfig:
     def with_value(self, dotted: str, value: Any) -> PinstreamConfig:
         """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""
         return replace_path(self, dotted, value)
+
+
+def save_config(cfg: PinstreamConfig, path: str | Path) -> None:
+    """Write `cfg` as YAML that `load_config` reads back to an equal config."""
+    Path(path).write_text(
+        yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), encoding="utf-8"
+    )
 
 
 def load_config(path: str | Path | None = None) -> PinstreamConfig:

@@ -67,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--url", default=None, help="API base URL (default: the running stack's)")
     query.set_defaults(run=run_query)
 
+    ingest = commands.add_parser(
+        "ingest", help="run the ingest job (pins -> embeddings log) until stopped"
+    )
+    ingest.add_argument(
+        "--bootstrap",
+        default=None,
+        help="Kafka host:port (default: config, else the running stack's)",
+    )
+    ingest.add_argument(
+        "--until-idle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop once the stream is idle this long",
+    )
+    ingest.set_defaults(run=run_ingest)
+
     demo = commands.add_parser(
         "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"
     )
@@ -107,12 +124,37 @@ def _running_state(cfg: PinstreamConfig) -> dict:
     return state
 
 
+def _bootstrap(cfg: PinstreamConfig, given: str | None) -> str:
+    if given:
+        return given
+    if not cfg.broker.is_local:
+        return cfg.broker.bootstrap
+    return str(_running_state(cfg)["bootstrap"])
+
+
+def run_ingest(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
+    from jobs.ingest import IngestJob
+    from jobs.stack import create_topics, start_ray
+
+    cfg = cfg.with_value("broker.bootstrap", _bootstrap(cfg, args.bootstrap))
+    create_topics(cfg)
+    start_ray(cfg)
+    job = IngestJob(cfg, idle_stop_s=args.until_idle)
+    signal.signal(signal.SIGTERM, lambda *_: job.stop())
+    signal.signal(signal.SIGINT, lambda *_: job.stop())
+    print(
+        f"ingesting {cfg.topics.pins} -> {cfg.topics.embeddings} on {cfg.broker.bootstrap}",
+        flush=True,
+    )
+    stats = job.run()
+    print(f"ingest stopped: {stats}", flush=True)
+    return 0
+
+
 def run_produce(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     if args.count < 0:
         raise PinstreamError("--count must be >= 0")
-    bootstrap = args.bootstrap or (
-        cfg.broker.bootstrap if not cfg.broker.is_local else _running_state(cfg)["bootstrap"]
-    )
+    bootstrap = _bootstrap(cfg, args.bootstrap)
     pins = PinGenerator(seed=args.seed).pins(args.count, start=args.start)
     with PinProducer(bootstrap, cfg.topics.pins) as producer:
         sent = producer.send_all((p.event for p in pins), rate=args.rate)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import ray
+from kafka import KafkaConsumer
+from ray.exceptions import RayError
 
 from conf.config import PinstreamConfig
 from encoder.embedder import Embedder
@@ -28,6 +30,7 @@ from streams.poll_batch import unpack
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 5.0
+MAX_PIPELINE_RESTARTS = 5
 
 
 @dataclass
@@ -39,6 +42,7 @@ class IngestStats:
     deletes: int = 0
     dead_letters: int = 0
     batches: int = 0
+    pipeline_restarts: int = 0
     committed: dict[int, int] = field(default_factory=dict)
 
 
@@ -96,38 +100,61 @@ class IngestJob:
         self._stop.set()
 
     def run(self) -> IngestStats:
-        """Ingest until stopped (or, with `idle_stop_s`, until the stream is idle)."""
+        """Ingest until stopped (or, with `idle_stop_s`, until the stream is idle).
+
+        A failed pipeline (a dead actor Ray Data could not recover, a lost task) is
+        rebuilt from the committed offsets: records after them are read again, and
+        the log's versions make the repeats harmless.
+        """
         cfg = self.cfg
-        start = committed_offsets(cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
-        log.info("ingest: resuming %s from offsets %s", cfg.topics.pins, start)
-        tracker = OffsetTracker(start)
         embeddings = EmbeddingsLogWriter(
             cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count
         )
         dead_letters = DeadLetterWriter(cfg.broker.bootstrap, cfg.topics.dlq)
-        last_progress = time.monotonic()
         try:
             with assigned_consumer(cfg.broker.bootstrap, cfg.ingest.consumer_group) as committer:
-                pipeline = build_pipeline(cfg, start, self.idle_stop_s)
-                for polls in pipeline.iter_batches(
-                    batch_size=None, batch_format="pyarrow", prefetch_batches=0
-                ):
-                    records = unpack(polls)
-                    if records.num_rows:
-                        self._write(records, embeddings, dead_letters)
-                        for partition, offsets in _offsets_by_partition(records).items():
-                            tracker.mark_done(partition, offsets)
-                        commit_offsets(committer, cfg.topics.pins, tracker.committable())
-                        self.stats.committed = tracker.committable()
-                    if time.monotonic() - last_progress > PROGRESS_EVERY_S:
-                        last_progress = time.monotonic()
-                        log.info("ingest: %s", self.stats)
-                    if self._stop.is_set():
-                        break
+                while True:
+                    try:
+                        self._run_pipeline(committer, embeddings, dead_letters)
+                        return self.stats
+                    except RayError as exc:
+                        self.stats.pipeline_restarts += 1
+                        if self.stats.pipeline_restarts > MAX_PIPELINE_RESTARTS:
+                            raise
+                        log.warning(
+                            "ingest: pipeline failed (%s); restarting from committed offsets", exc
+                        )
         finally:
             embeddings.close()
             dead_letters.close()
-        return self.stats
+
+    def _run_pipeline(
+        self,
+        committer: KafkaConsumer,
+        embeddings: EmbeddingsLogWriter,
+        dead_letters: DeadLetterWriter,
+    ) -> None:
+        cfg = self.cfg
+        start = committed_offsets(cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
+        log.info("ingest: reading %s from offsets %s", cfg.topics.pins, start)
+        tracker = OffsetTracker(start)
+        last_progress = time.monotonic()
+        pipeline = build_pipeline(cfg, start, self.idle_stop_s)
+        for polls in pipeline.iter_batches(
+            batch_size=None, batch_format="pyarrow", prefetch_batches=0
+        ):
+            records = unpack(polls)
+            if records.num_rows:
+                self._write(records, embeddings, dead_letters)
+                for partition, offsets in _offsets_by_partition(records).items():
+                    tracker.mark_done(partition, offsets)
+                commit_offsets(committer, cfg.topics.pins, tracker.committable())
+                self.stats.committed = tracker.committable()
+            if time.monotonic() - last_progress > PROGRESS_EVERY_S:
+                last_progress = time.monotonic()
+                log.info("ingest: %s", self.stats)
+            if self._stop.is_set():
+                return
 
     def _write(
         self, records: pa.Table, embeddings: EmbeddingsLogWriter, dead_letters: DeadLetterWriter

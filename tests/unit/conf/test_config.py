@@ -65,3 +65,11 @@ def test_with_value_checks_the_new_value() -> None:
         cfg.with_value("serve.port", "x")
     with pytest.raises(ConfigError, match="unknown key"):
         cfg.with_value("serve.nope", 1)
+
+
+def test_save_config_round_trips(tmp_path: Path) -> None:
+    from conf.config import save_config
+
+    cfg = PinstreamConfig().with_value("shards.count", 3).with_value("broker.bootstrap", "h:9092")
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == cfg

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 import ray
+from ray import serve
 
 from conf.config import PinstreamConfig, load_config
 from streams.kafka_io import ensure_topics
-from streams.local_broker import LocalBroker
+from streams.local_broker import LocalBroker, free_loopback_port
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +49,17 @@ def unique_config(bootstrap: str, shards: int = 2, partitions: int = 3) -> Pinst
         {cfg.topics.pins: partitions, cfg.topics.dlq: 1, cfg.topics.embeddings: shards},
     )
     return cfg
+
+
+@pytest.fixture(scope="session")
+def serve_url(ray_session) -> Iterator[str]:
+    """Serve's HTTP proxy for the session; each app mounts at its own route prefix."""
+    port = free_loopback_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from serve.app import build_app
 from streams.embeddings_log import EmbeddingsLogWriter, log_schema
-from streams.local_broker import LocalBroker, free_loopback_port
+from streams.local_broker import LocalBroker
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
 
@@ -97,12 +97,11 @@ class App:
 
 
 @pytest.fixture(scope="module")
-def app(broker: LocalBroker, ray_session) -> Iterator[App]:
+def app(broker: LocalBroker, serve_url: str) -> Iterator[App]:
     cfg = unique_config(broker.bootstrap)
-    port = free_loopback_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix="/", blocking=False)
-    url = f"http://127.0.0.1:{port}"
+    prefix = f"/{cfg.serve.app_name}"
+    serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix=prefix, blocking=False)
+    url = f"{serve_url}{prefix}"
     app = App(
         cfg,
         url,
@@ -116,7 +115,6 @@ def app(broker: LocalBroker, ray_session) -> Iterator[App]:
     finally:
         app.writer.close()
         serve.delete(cfg.serve.app_name)
-        serve.shutdown()
 
 
 def _ok(url: str) -> bool:

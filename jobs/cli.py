@@ -84,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     ingest.set_defaults(run=run_ingest)
 
+    status = commands.add_parser(
+        "status", help="shards, freshness and ingest progress of the running stack"
+    )
+    status.add_argument("--url", default=None, help="API base URL (default: the running stack's)")
+    status.add_argument(
+        "--bootstrap", default=None, help="Kafka host:port (default: the running stack's)"
+    )
+    status.set_defaults(run=run_status)
+
     demo = commands.add_parser(
         "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"
     )
@@ -176,6 +185,36 @@ def run_query(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         + (", PARTIAL" if body["partial"] else "")
     )
     return 0
+
+
+def run_status(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
+    from kafka import TopicPartition
+
+    from streams.kafka_io import assigned_consumer, committed_offsets
+
+    url = args.url or _running_state(cfg)["url"]
+    health = requests.get(f"{url}/healthz", timeout=10)
+    body = health.json()
+    print(f"{url}: {body['status']}, {body['pins']} pins, generation {body['generation']}")
+    for shard in body["shards"]:
+        fresh = shard["freshness"]
+        print(
+            f"  shard {shard['shard']}: {shard['pins']} pins, log offset {shard['log_offset']}, "
+            f"freshness p50 {fresh['p50_s']}s p99 {fresh['p99_s']}s ({fresh['samples']} samples)"
+        )
+    if body["missing_shards"]:
+        print(f"  missing shards: {body['missing_shards']}")
+    bootstrap = _bootstrap(cfg, args.bootstrap)
+    committed = committed_offsets(bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
+    with assigned_consumer(bootstrap) as consumer:
+        ends = consumer.end_offsets([TopicPartition(cfg.topics.pins, p) for p in committed])
+    for tp, end in sorted(ends.items(), key=lambda item: item[0].partition):
+        done = committed[tp.partition]
+        print(f"  {cfg.topics.pins}[{tp.partition}]: committed {done}, lag >= {max(0, end - done)}")
+    print(
+        "  (lag comes from the broker's high watermark; the local broker's lags, so it undercounts)"
+    )
+    return 0 if health.status_code == 200 else 1
 
 
 def run_demo(cfg: PinstreamConfig, args: argparse.Namespace) -> int:

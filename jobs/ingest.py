@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import ray
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from ray.exceptions import RayError
 
 from conf.config import PinstreamConfig
 from encoder.embedder import Embedder
+from jobs.ingest_metrics import IngestMetrics
 from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.embeddings_log import EmbeddingsLogWriter, log_schema
 from streams.kafka_io import assigned_consumer, commit_offsets, committed_offsets
@@ -94,6 +95,7 @@ class IngestJob:
         self.stats = IngestStats()
         self._stop = threading.Event()
         self._log_schema = log_schema(cfg.shards.dim)
+        self._metrics: IngestMetrics | None = None
 
     def stop(self) -> None:
         """Ask the job to finish the batch in hand and return."""
@@ -107,6 +109,7 @@ class IngestJob:
         the log's versions make the repeats harmless.
         """
         cfg = self.cfg
+        self._metrics = IngestMetrics(cfg.topics.pins)
         embeddings = EmbeddingsLogWriter(
             cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count
         )
@@ -152,9 +155,15 @@ class IngestJob:
                 self.stats.committed = tracker.committable()
             if time.monotonic() - last_progress > PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
-                log.info("ingest: %s", self.stats)
+                self._report_progress(committer, tracker)
             if self._stop.is_set():
                 return
+
+    def _report_progress(self, committer: KafkaConsumer, tracker: OffsetTracker) -> None:
+        lag = _lag(committer, self.cfg.topics.pins, tracker.committable())
+        if self._metrics is not None:
+            self._metrics.record_lag(lag)
+        log.info("ingest: %s lag=%s", self.stats, lag)
 
     def _write(
         self, records: pa.Table, embeddings: EmbeddingsLogWriter, dead_letters: DeadLetterWriter
@@ -196,6 +205,15 @@ class IngestJob:
         self.stats.deletes += deletes
         self.stats.embedded += good.num_rows - deletes
         self.stats.batches += 1
+        if self._metrics is not None:
+            self._metrics.record_batch(
+                records.num_rows, good.num_rows - deletes, records.num_rows - good.num_rows
+            )
+
+
+def _lag(committer: KafkaConsumer, topic: str, committed: dict[int, int]) -> dict[int, int]:
+    ends = committer.end_offsets([TopicPartition(topic, p) for p in committed])
+    return {tp.partition: max(0, end - committed[tp.partition]) for tp, end in ends.items()}
 
 
 def _offsets_by_partition(records: pa.Table) -> dict[int, list[int]]:

@@ -16,6 +16,7 @@ import pyarrow as pa
 from kafka import TopicPartition
 
 from conf.config import PinstreamConfig
+from serve.freshness import FreshnessTracker
 from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
 from streams.embeddings_log import decode_rows, log_schema
@@ -34,6 +35,7 @@ class ShardReplica:
         self.shard = shard
         self.state = ShardState(ShardConfig(dim=cfg.shards.dim, metric=cfg.shards.metric))
         self._schema = log_schema(cfg.shards.dim)
+        self.freshness = FreshnessTracker(shard)
         self._next_offset = 0
         self._bad_records = 0
         self._last_applied_ms = 0
@@ -53,17 +55,19 @@ class ShardReplica:
                     self.apply_record(record.value, record.offset)
 
     def apply_record(self, value: bytes, offset: int) -> None:
-        """Apply one log record; a corrupt one is counted and skipped, never applied."""
+        """Apply one log record; a corrupt or foreign one is counted and skipped, never applied."""
         try:
             rows = decode_rows(value)
-        except (pa.ArrowInvalid, OSError) as exc:
-            self._bad_records += 1
-            log.error(
-                "shard %d: corrupt log record at offset %d skipped: %s", self.shard, offset, exc
-            )
-        else:
+            if not rows.schema.equals(self._schema):
+                raise ValueError(f"not the embeddings-log schema: {rows.schema}")
             self.state.apply_rows(rows)
-            self._last_applied_ms = int(time.time() * 1000)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            self._bad_records += 1
+            log.error("shard %d: bad log record at offset %d skipped: %s", self.shard, offset, exc)
+        else:
+            now_ms = int(time.time() * 1000)
+            self.freshness.observe(rows.column("event_time").to_pylist(), now_ms)
+            self._last_applied_ms = now_ms
         self._next_offset = offset + 1
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
@@ -83,6 +87,7 @@ class ShardReplica:
             "bad_records": self._bad_records,
             "last_applied_ms": self._last_applied_ms,
             "tailing": self._tail.is_alive(),
+            "freshness": self.freshness.percentiles(),
         }
 
     def check_health(self) -> None:

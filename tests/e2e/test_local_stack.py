@@ -158,6 +158,14 @@ def test_update_delete_and_malformed_events(stack: Stack) -> None:
     )
 
 
+def test_status_command_reports_shards_and_freshness(stack: Stack) -> None:
+    result = stack.cli("status")
+    assert result.returncode == 0, result.stderr
+    assert ": ok," in result.stdout
+    assert "shard 0:" in result.stdout and "freshness p50" in result.stdout
+    assert "committed" in result.stdout
+
+
 def test_ctrl_c_stops_everything(stack: Stack) -> None:
     broker_port = int(stack.bootstrap.rsplit(":", 1)[1])
     os.killpg(stack.process.pid, signal.SIGINT)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: venv demo up test lint unit integration e2e clean
+.PHONY: venv demo up test lint unit integration e2e bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ e2e: venv
 test: lint
 	$(BIN)/pytest tests/unit tests/integration -q -rs
 	$(BIN)/pytest tests/e2e -q -rs
+
+# Speed and memory live here, not in timed tests: JSON results under bench/results/.
+bench: venv
+	$(BIN)/python -m bench.ingest_bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

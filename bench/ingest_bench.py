@@ -1,0 +1,180 @@
+"""Ingest benchmark: pipeline throughput as a ratio to the raw encoder, and freshness.
+
+    python -m bench.ingest_bench [--count 1500] [--repeats 3] [--out bench/results/ingest.json]
+
+Same model, batch size and machine, in the same run. Freshness is measured at half
+the sustainable rate, from each event's event_time to the moment a shard replica
+applies it (the replicas' own histogram, read through /healthz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import ray
+import requests
+from ray import serve
+
+from conf.config import PinstreamConfig, load_config
+from encoder.embedder import encoder_config, set_torch_threads
+from encoder.pin_text import pin_text
+from encoder.text_encoder import TextEncoder
+from jobs.ingest import IngestJob
+from jobs.stack import create_topics
+from serve.app import build_app
+from streams.events import now_ms
+from streams.local_broker import LocalBroker, free_loopback_port
+from streams.producer import PinProducer
+from streams.synthetic import PinGenerator
+
+
+def fresh_config(bootstrap: str, port: int = 0) -> PinstreamConfig:
+    tag = uuid.uuid4().hex[:8]
+    cfg = load_config().with_value("serve.port", port)
+    for key, value in {
+        "broker.bootstrap": bootstrap,
+        "topics.pins": f"bench-{tag}",
+        "topics.dlq": f"bench-{tag}.dlq",
+        "topics.embeddings": f"bench-emb-{tag}",
+        "ingest.consumer_group": f"bench-{tag}",
+        "serve.app_name": f"bench-{tag}",
+    }.items():
+        cfg = cfg.with_value(key, value)
+    create_topics(cfg)
+    return cfg
+
+
+def raw_encoder_rate(cfg: PinstreamConfig, texts: list[str]) -> float:
+    """Sentences/s of the encoder alone, in batches of the pipeline's poll size."""
+    set_torch_threads(cfg.model)
+    encoder = TextEncoder(encoder_config(cfg.model))
+    batch = cfg.ingest.max_poll_records
+    encoder.encode(texts[:batch])  # warm-up
+    started = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        encoder.encode(texts[i : i + batch])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def pipeline_rate(bootstrap: str, count: int) -> float:
+    """Embedded pins/s of the ingest job, steady state: from its first written batch to its last."""
+    cfg = fresh_config(bootstrap)
+    with PinProducer(bootstrap, cfg.topics.pins) as producer:
+        producer.send_all(p.event for p in PinGenerator(seed=9).pins(count))
+    job = IngestJob(cfg, idle_stop_s=2.0)
+    stamps: list[tuple[float, int]] = []
+    write = job._write
+
+    def timed_write(records, embeddings, dead_letters) -> None:  # type: ignore[no-untyped-def]
+        write(records, embeddings, dead_letters)
+        stamps.append((time.perf_counter(), records.num_rows))
+
+    job._write = timed_write  # type: ignore[method-assign]
+    job.run()
+    rows_after_first = sum(n for _, n in stamps[1:])
+    return rows_after_first / (stamps[-1][0] - stamps[0][0])
+
+
+def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
+    """Produce at `rate` pins/s for `seconds` into a running stack; the replicas' percentiles."""
+    cfg = fresh_config(bootstrap, port)
+    prefix = f"/{cfg.serve.app_name}"
+    serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix=prefix, blocking=False)
+    url = f"http://127.0.0.1:{cfg.serve.port}{prefix}"
+    job = IngestJob(cfg)
+    runner = threading.Thread(target=job.run, daemon=True)
+    runner.start()
+    generator = PinGenerator(seed=17, id_prefix="fresh")
+    total = int(rate * seconds)
+    with PinProducer(bootstrap, cfg.topics.pins) as producer:
+        warm = generator.pins(1, start=total, event_time=now_ms())[0]
+        producer.send(warm.event)
+        producer.flush()
+        _wait_pins(url, 1)  # pipeline and replicas warm before the clock starts
+        started = time.monotonic()
+        for i in range(total):
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            producer.send(generator.pins(1, start=i, event_time=now_ms())[0].event)
+            producer.flush()
+    _wait_pins(url, total + 1)
+    shards = requests.get(f"{url}/healthz", timeout=10).json()["shards"]
+    job.stop()
+    runner.join(timeout=30)
+    serve.delete(cfg.serve.app_name)
+    per_shard = [s["freshness"] for s in shards]
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "pins": total,
+        "per_shard": per_shard,
+        "p50_s_worst_shard": max(f["p50_s"] for f in per_shard),
+        "p99_s_worst_shard": max(f["p99_s"] for f in per_shard),
+    }
+
+
+def _wait_pins(url: str, expected: int, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=5).json()["pins"] >= expected:
+                return
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{expected} pins not searchable in {timeout_s}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=1500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fresh-seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
+    args = parser.parse_args()
+    base = load_config()
+    pins = PinGenerator(seed=9).pins(args.count)
+    texts = [
+        pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
+    ]
+    with LocalBroker() as broker:
+        ray.init(num_cpus=base.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+        port = free_loopback_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        try:
+            raw = [raw_encoder_rate(base, texts) for _ in range(args.repeats)]
+            pipe = [pipeline_rate(broker.bootstrap, args.count) for _ in range(args.repeats)]
+            sustainable = statistics.median(pipe)
+            fresh = freshness(broker.bootstrap, port, sustainable / 2, args.fresh_seconds)
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+    result = {
+        "benchmark": "ingest",
+        "command": "python -m bench.ingest_bench "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "model": base.model.name,
+        "batch_size": base.ingest.max_poll_records,
+        "raw_encoder_sentences_per_s": {"runs": raw, "median": statistics.median(raw)},
+        "pipeline_pins_per_s": {"runs": pipe, "median": sustainable},
+        "throughput_ratio_to_raw_encoder": sustainable / statistics.median(raw),
+        "freshness_at_half_rate": fresh,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -106,8 +106,12 @@ class IngestConfig:
     embedder_num_cpus: float = 0.5
     embedder_num_gpus: float = 0.0
     reader_num_cpus: float = 0.05
+    max_inflight_mib: int = 256
+    max_batches_per_actor: int = 2
 
     def __post_init__(self) -> None:
+        _positive("max_inflight_mib", self.max_inflight_mib)
+        _positive("max_batches_per_actor", self.max_batches_per_actor)
         _positive("max_poll_records", self.max_poll_records)
         _positive("poll_timeout_ms", self.poll_timeout_ms)
         _positive("embedders_min", self.embedders_min)

@@ -53,6 +53,11 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
     context.target_max_block_size = 1  # one poll = one block; see streams/poll_batch.py
     context.enable_progress_bars = False
     context.execution_options.preserve_order = False
+    # Backpressure: when producers outpace the encoders, queued poll batches fill this
+    # budget and Ray Data pauses the partition reads; nothing is dropped.
+    context.execution_options.resource_limits = context.execution_options.resource_limits.copy(
+        object_store_memory=cfg.ingest.max_inflight_mib * 1024 * 1024
+    )
     source = KafkaSource(
         bootstrap=cfg.broker.bootstrap,
         topic=cfg.topics.pins,
@@ -77,7 +82,9 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         batch_size=None,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(
-            min_size=cfg.ingest.embedders_min, max_size=cfg.ingest.embedders_max
+            min_size=cfg.ingest.embedders_min,
+            max_size=cfg.ingest.embedders_max,
+            max_tasks_in_flight_per_actor=cfg.ingest.max_batches_per_actor,
         ),
         num_cpus=cfg.ingest.embedder_num_cpus,
         num_gpus=cfg.ingest.embedder_num_gpus,

@@ -174,3 +174,16 @@ def test_a_killed_shard_replica_is_replaced_and_rebuilt(
         assert {r["pin_id"]: r["title"] for r in body["results"]} == expected
     finally:
         serve.delete(cfg.serve.app_name)
+
+
+def test_backpressure_with_a_tiny_budget_drops_nothing(cfg: PinstreamConfig, ray_session) -> None:
+    """A backlog far above the in-flight budget: reads pause and resume, every pin arrives."""
+    events = workload("bp", 600)
+    produce(cfg, events)
+    tight = cfg.with_value("ingest.max_inflight_mib", 1).with_value(
+        "ingest.max_batches_per_actor", 1
+    )
+    stats = IngestJob(tight, idle_stop_s=3.0).run()
+    assert stats.events == len(events)
+    live, _ = fold_log(cfg)
+    assert live == oracle_fold(events)

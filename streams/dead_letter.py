@@ -6,9 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 
-from kafka import KafkaProducer
-
-from streams.kafka_io import make_producer
+from streams.kafka_io import LazyProducer
 
 PREVIEW_CHARS = 200
 
@@ -57,24 +55,13 @@ class DeadLetter:
         )
 
 
-class DeadLetterWriter:
+class DeadLetterWriter(LazyProducer):
     """Sends dead letters to the DLQ topic; the producer is created on first use."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap)
         self.topic = topic
-        self._producer: KafkaProducer | None = None
 
     def write(self, letter: DeadLetter) -> None:
-        if self._producer is None:
-            self._producer = make_producer(self.bootstrap)
-        self._producer.send(self.topic, key=letter.key, value=letter.to_json_bytes())
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        if self._producer is not None:
-            self._producer.flush(timeout=timeout_s)
-
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
+        """Queue one dead letter (call `flush` to wait for the ack)."""
+        self.producer.send(self.topic, key=letter.key, value=letter.to_json_bytes())

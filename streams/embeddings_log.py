@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pyarrow as pa
-from kafka import KafkaProducer
 
 from shards.routing import shard_of
-from streams.kafka_io import make_producer
+from streams.kafka_io import LazyProducer
 
 ROWS_PER_MESSAGE = 256
 # The end-of-stream message every Arrow IPC stream writer closes with.
@@ -59,20 +58,13 @@ def decode_rows(data: bytes) -> pa.Table:
     return rows
 
 
-class EmbeddingsLogWriter:
+class EmbeddingsLogWriter(LazyProducer):
     """Writes log rows to the shard partitions; the producer is created on first use."""
 
     def __init__(self, bootstrap: str, topic: str, num_shards: int) -> None:
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap)
         self.topic = topic
         self.num_shards = num_shards
-        self._producer: KafkaProducer | None = None
-
-    @property
-    def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = make_producer(self.bootstrap)
-        return self._producer
 
     def write(self, rows: pa.Table) -> int:
         """Send rows to their shards' partitions (call `flush` to wait for the acks)."""
@@ -86,13 +78,3 @@ class EmbeddingsLogWriter:
                 self.producer.send(self.topic, value=encode_rows(chunk), partition=shard)
                 sent += 1
         return sent
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        """Block until every sent record is acknowledged (raises if one failed)."""
-        if self._producer is not None:
-            self._producer.flush(timeout=timeout_s)
-
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Self
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -127,3 +127,33 @@ def drain(bootstrap: str, topic: str, idle_s: float = 1.0, timeout_s: float = 60
             if polled:
                 last = time.monotonic()
         return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+class LazyProducer:
+    """Holds a Kafka producer created on first use, so holders pickle into Ray workers."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._producer: KafkaProducer | None = None
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = make_producer(self.bootstrap)
+        return self._producer
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Block until every sent record is acknowledged (raises if one failed)."""
+        if self._producer is not None:
+            self._producer.flush(timeout=timeout_s)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

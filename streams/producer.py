@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from types import TracebackType
-
-from kafka import KafkaProducer
 
 from streams.events import PinEvent, encode_pin_event
-from streams.kafka_io import make_producer
+from streams.kafka_io import LazyProducer
 
 
-class PinProducer:
+class PinProducer(LazyProducer):
     """Sends pin events; the Kafka producer is created on first use. Use it with `with`."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap)
         self.topic = topic
-        self._producer: KafkaProducer | None = None
-
-    @property
-    def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = make_producer(self.bootstrap)
-        return self._producer
 
     def send(self, event: PinEvent) -> None:
         """Queue one event (call `flush` to wait until the broker has it)."""
@@ -58,23 +48,3 @@ class PinProducer:
                 on_progress(sent)
         self.flush()
         return sent
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        if self._producer is not None:
-            self._producer.flush(timeout=timeout_s)
-
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
-
-    def __enter__(self) -> PinProducer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

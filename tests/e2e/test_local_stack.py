@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from streams.kafka_io import drain
 from streams.local_broker import free_loopback_port
 from streams.producer import PinProducer
 from streams.synthetic import STYLES, PinGenerator
+from tests.waiting import wait_until
 
 COUNT = 400
 SEED = 4
@@ -47,15 +47,6 @@ class Stack:
             return int(requests.get(f"{self.url}/healthz", timeout=5).json()["pins"])
         except (requests.RequestException, ValueError, KeyError):
             return -1
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout_s}s")
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from streams.kafka_io import committed_offsets, drain
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator, malformed_events
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
+from tests.waiting import wait_until
 
 
 def workload(prefix: str, count: int) -> list[PinEvent]:
@@ -37,15 +38,6 @@ def workload(prefix: str, count: int) -> list[PinEvent]:
 def produce(cfg: PinstreamConfig, events: list[PinEvent]) -> None:
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
         producer.send_all(events)
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout_s}s")
 
 
 def committed_total(cfg: PinstreamConfig) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -20,6 +19,7 @@ from streams.embeddings_log import EmbeddingsLogWriter, log_schema
 from streams.local_broker import LocalBroker
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
+from tests.waiting import wait_until
 
 COUNT = 240
 
@@ -60,15 +60,6 @@ def delete_rows(cfg: PinstreamConfig, pin_ids: list[str], version: int) -> pa.Ta
         },
         schema=log_schema(cfg.shards.dim),
     )
-
-
-def wait_until(predicate, timeout_s: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout_s}s")
 
 
 class App:

@@ -2,8 +2,8 @@
 
 One Ray Data execution lives as long as the job, so embedder actors stay warm:
 the model loads once per actor, never per micro-batch. The driver writes every
-finished record to the embeddings log or the DLQ, waits for the acks, and only
-then commits the source offsets it has fully covered.
+finished record to the embeddings log or the DLQ, and every `commit_interval_ms`
+waits for the acks and only then commits the source offsets they fully cover.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         max_poll_records=cfg.ingest.max_poll_records,
         poll_timeout_ms=cfg.ingest.poll_timeout_ms,
         idle_stop_s=idle_stop_s,
+        linger_ms=cfg.ingest.linger_ms,
     )
     reader_cpus = cfg.ingest.reader_num_cpus
     dataset = ray.data.read_datasource(source, num_cpus=reader_cpus)
@@ -148,7 +149,8 @@ class IngestJob:
         start = committed_offsets(cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
         log.info("ingest: reading %s from offsets %s", cfg.topics.pins, start)
         tracker = OffsetTracker(start)
-        last_progress = time.monotonic()
+        unacked: list[pa.Table] = []  # sent, not yet known to be acked: not committable
+        last_progress = last_commit = time.monotonic()
         pipeline = build_pipeline(cfg, start, self.idle_stop_s)
         for polls in pipeline.iter_batches(
             batch_size=None, batch_format="pyarrow", prefetch_batches=0
@@ -156,15 +158,37 @@ class IngestJob:
             records = unpack(polls)
             if records.num_rows:
                 self._write(records, embeddings, dead_letters)
-                for partition, offsets in _offsets_by_partition(records).items():
-                    tracker.mark_done(partition, offsets)
-                commit_offsets(committer, cfg.topics.pins, tracker.committable())
-                self.stats.committed = tracker.committable()
-            if time.monotonic() - last_progress > PROGRESS_EVERY_S:
-                last_progress = time.monotonic()
+                unacked.append(records.select(["partition", "offset"]))
+            now = time.monotonic()
+            if unacked and now - last_commit >= cfg.ingest.commit_interval_ms / 1000:
+                self._flush_and_commit(committer, embeddings, dead_letters, tracker, unacked)
+                last_commit = now
+            if now - last_progress > PROGRESS_EVERY_S:
+                last_progress = now
                 self._report_progress(committer, tracker)
             if self._stop.is_set():
-                return
+                break
+        self._flush_and_commit(committer, embeddings, dead_letters, tracker, unacked)
+
+    def _flush_and_commit(
+        self,
+        committer: KafkaConsumer,
+        embeddings: EmbeddingsLogWriter,
+        dead_letters: DeadLetterWriter,
+        tracker: OffsetTracker,
+        unacked: list[pa.Table],
+    ) -> None:
+        """Wait for every sent record's ack, then commit the offsets they cover."""
+        if not unacked:
+            return
+        embeddings.flush()
+        dead_letters.flush()
+        for records in unacked:
+            for partition, offsets in _offsets_by_partition(records).items():
+                tracker.mark_done(partition, offsets)
+        unacked.clear()
+        commit_offsets(committer, self.cfg.topics.pins, tracker.committable())
+        self.stats.committed = tracker.committable()
 
     def _report_progress(self, committer: KafkaConsumer, tracker: OffsetTracker) -> None:
         lag = _lag(committer, self.cfg.topics.pins, tracker.committable())
@@ -204,8 +228,6 @@ class IngestJob:
                 schema=self._log_schema,
             )
             embeddings.write(rows)
-        embeddings.flush()
-        dead_letters.flush()
         deletes = sum(1 for op in good.column("op").to_pylist() if op == "delete")
         self.stats.events += records.num_rows
         self.stats.dead_letters += records.num_rows - good.num_rows

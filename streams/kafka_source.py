@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from ray.data import Datasource, ReadTask
 from ray.data.block import Block, BlockMetadata
 
@@ -37,6 +37,7 @@ class PartitionRead:
     max_poll_records: int
     poll_timeout_ms: int
     idle_stop_s: float | None
+    linger_ms: int = 0
 
     def __call__(self) -> Iterator[Block]:
         tp = TopicPartition(self.topic, self.partition)
@@ -45,10 +46,7 @@ class PartitionRead:
             consumer.seek(tp, self.start_offset)
             last_record = last_yield = time.monotonic()
             while True:
-                polled = consumer.poll(
-                    timeout_ms=self.poll_timeout_ms, max_records=self.max_poll_records
-                )
-                records = polled.get(tp, [])
+                records = self._poll_batch(consumer, tp)
                 now = time.monotonic()
                 if records:
                     last_record = last_yield = now
@@ -61,6 +59,25 @@ class PartitionRead:
                 elif now - last_yield >= HEARTBEAT_S:
                     last_yield = now
                     yield pack(empty_records())
+
+    def _poll_batch(self, consumer: KafkaConsumer, tp: TopicPartition) -> list:
+        """Up to max_poll_records; once one arrives, wait at most linger_ms for more.
+
+        At a trickle, one record per poll would make one-record embedder batches,
+        whose fixed costs sink the throughput; lingering trades a bounded delay for it.
+        """
+        records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_poll_records)
+        batch = records.get(tp, [])
+        if not batch or self.linger_ms <= 0:
+            return batch
+        deadline = time.monotonic() + self.linger_ms / 1000
+        while len(batch) < self.max_poll_records:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = consumer.poll(timeout_ms=left_ms, max_records=self.max_poll_records - len(batch))
+            batch.extend(more.get(tp, []))
+        return batch
 
     def _to_table(self, records: list) -> pa.Table:
         return pa.table(
@@ -86,6 +103,7 @@ class KafkaSource(Datasource):
         max_poll_records: int = 64,
         poll_timeout_ms: int = 100,
         idle_stop_s: float | None = None,
+        linger_ms: int = 0,
     ) -> None:
         super().__init__()
         if not start_offsets:
@@ -99,6 +117,7 @@ class KafkaSource(Datasource):
                 max_poll_records=max_poll_records,
                 poll_timeout_ms=poll_timeout_ms,
                 idle_stop_s=idle_stop_s,
+                linger_ms=linger_ms,
             )
             for partition, offset in sorted(start_offsets.items())
         ]

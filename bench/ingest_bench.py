@@ -158,17 +158,29 @@ def main() -> None:
         finally:
             serve.shutdown()
             ray.shutdown()
+    ratio = sustainable / statistics.median(raw)
     result = {
+        "schema": "pinstream.bench/1",
         "benchmark": "ingest",
         "command": "python -m bench.ingest_bench "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "gpu": None},
         "model": base.model.name,
         "batch_size": base.ingest.max_poll_records,
         "raw_encoder_sentences_per_s": {"runs": raw, "median": statistics.median(raw)},
         "pipeline_pins_per_s": {"runs": pipe, "median": sustainable},
-        "throughput_ratio_to_raw_encoder": sustainable / statistics.median(raw),
+        "throughput_ratio_to_raw_encoder": ratio,
+        "figures": {
+            "throughput_ratio_to_raw_encoder": {
+                "value": ratio,
+                "unit": "ratio",
+                "conditions": {
+                    "model": base.model.name,
+                    "batch_size": base.ingest.max_poll_records,
+                },
+            }
+        },
         "freshness_at_half_rate": fresh,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,1 +1,1 @@
-"""What infra teams deploy: KubeRay manifests, the Ray cluster launcher config, the capacity planner."""
+"""What infra teams deploy: KubeRay manifests, launcher config, autoscaling, capacity planner."""

@@ -7,7 +7,7 @@ are. Each results file looks like::
     {
       "schema": "pinstream.bench/1",
       "benchmark": "shards",
-      "created_at": "2026-05-09T07:35:25Z",
+      "date": "2026-05-09T07:35:25Z",
       "machine": {"cpu": "...", "cpus": 16, "gpu": "NVIDIA A10G"},
       "figures": {
         "search_qps_per_replica": {
@@ -20,8 +20,9 @@ are. Each results file looks like::
     }
 
 Other keys are allowed and ignored. A figure is used only when its file has the
-schema above, its unit is the expected one and it states every condition listed
-in `FIGURES`; otherwise the plan says why it is missing.
+schema above, its value is a number > 0, its unit is the expected one, it states
+every condition listed in `FIGURES`, and (for per-GPU figures) `machine.gpu`
+names the GPU; otherwise the plan says why it is missing.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class FigureSpec:
     unit: str
     meaning: str
     conditions: tuple[str, ...] = ()
+    needs_gpu: bool = False
 
 
 FIGURES: dict[str, FigureSpec] = {
@@ -81,6 +83,7 @@ FIGURES: dict[str, FigureSpec] = {
             "text queries per second one query-encoder replica on one GPU encodes with "
             "dynamic batching",
             ("model", "dtype", "max_batch_size"),
+            needs_gpu=True,
         ),
         FigureSpec(
             "ingest.json",
@@ -88,10 +91,11 @@ FIGURES: dict[str, FigureSpec] = {
             "sentences/s",
             "the embedder class alone (no Ray) on one GPU, at its best batch size",
             ("model", "dtype", "batch_size"),
+            needs_gpu=True,
         ),
         FigureSpec(
             "ingest.json",
-            "ingest_vs_raw_encoder",
+            "throughput_ratio_to_raw_encoder",
             "ratio",
             "sustained ingest throughput (Kafka -> embeddings log) divided by the raw "
             "encoder's throughput on the same machine, model and batch size",
@@ -110,12 +114,12 @@ class Figure:
     unit: str
     conditions: dict[str, Any]
     source: Path
-    created_at: str
+    date: str
     gpu: str | None
 
     def cite(self) -> str:
-        """`file (created_at)`, for the plan's output."""
-        return f"{self.source} ({self.created_at})"
+        """`file (date)`, for the plan's output."""
+        return f"{self.source} ({self.date})"
 
 
 @dataclass(frozen=True)
@@ -179,9 +183,9 @@ def _read_document(path: Path) -> dict[str, Any] | str:
         return f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})"
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         found = document.get("schema") if isinstance(document, dict) else None
-        return f"{path} has schema {found!r}, expected {SCHEMA!r}"
-    if not isinstance(document.get("created_at"), str):
-        return f"{path} has no created_at"
+        return f"{path} has schema {found!r}, expected {SCHEMA!r} (keys: docs/scaling.md)"
+    if not isinstance(document.get("date"), str):
+        return f"{path} has no date"
     if not isinstance(document.get("figures"), dict):
         return f"{path} has no figures mapping"
     return document
@@ -209,12 +213,14 @@ def _figure(spec: FigureSpec, document: dict[str, Any], path: Path) -> Figure | 
         return Missing(spec.key, f"{where}.conditions lacks {', '.join(absent)}")
     machine = document.get("machine")
     gpu = machine.get("gpu") if isinstance(machine, dict) else None
+    if spec.needs_gpu and not (isinstance(gpu, str) and gpu):
+        return Missing(spec.key, f"{where} was measured without a GPU (machine.gpu is not set)")
     return Figure(
         key=spec.key,
         value=float(value),
         unit=spec.unit,
         conditions=conditions,
         source=path,
-        created_at=document["created_at"],
+        date=document["date"],
         gpu=gpu if isinstance(gpu, str) else None,
     )

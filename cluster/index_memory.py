@@ -115,7 +115,9 @@ def _codec(
     fixed = [(ksub * d * FLOAT_BYTES, f"PQ codebooks {ksub} x {d} x 4 B")]
     if fast_scan and nlist:
         padding = nlist * (FAST_SCAN_BLOCK // 2) * code
-        fixed.append((padding, f"fast-scan block padding {nlist} x {FAST_SCAN_BLOCK // 2} x {code} B"))
+        fixed.append(
+            (padding, f"fast-scan block padding {nlist} x {FAST_SCAN_BLOCK // 2} x {code} B")
+        )
     table = nlist * m * ksub * FLOAT_BYTES
     if nlist and not fast_scan and metric == "l2" and table <= PRECOMPUTED_TABLE_MAX_BYTES:
         # faiss allocates the table in an AlignedTable, whose capacity is a power of two.

@@ -38,8 +38,17 @@ class NodeType:
 
     def describe(self) -> str:
         """`r6i.16xlarge: 60 CPU, 448 GiB`, with the GPUs where there are some."""
-        gpus = f", {self.gpus} x {self.accelerator or 'GPU'}" if self.gpus else ""
-        return f"{self.instance_type}: {self.cpus} CPU{gpus}, {self.memory_bytes / GIB:g} GiB"
+        parts = [f"{self.cpus} CPU"]
+        if self.gpus:
+            parts.append(f"{self.gpus} x {self.accelerator or 'GPU'}")
+        if self.memory_bytes:
+            parts.append(f"{self.memory_bytes / GIB:g} GiB")
+        return f"{self.instance_type}: {', '.join(parts)}"
+
+
+def format_bytes(n: float) -> str:
+    """`60.6 GiB`, or MiB below one GiB."""
+    return f"{n / GIB:,.1f} GiB" if n >= GIB else f"{n / (1 << 20):,.1f} MiB"
 
 
 def load_launcher_config(path: Path = LAUNCHER_CONFIG) -> dict[str, Any]:
@@ -54,12 +63,14 @@ def load_launcher_config(path: Path = LAUNCHER_CONFIG) -> dict[str, Any]:
 
 
 def node_types(path: Path = LAUNCHER_CONFIG) -> dict[str, NodeType]:
-    """Every node type of the launcher config, by name; head, cpu-worker and gpu-worker must exist."""
+    """The launcher config's node types by name; head, cpu-worker and gpu-worker must exist."""
     config = load_launcher_config(path)
     types = {}
     for name, spec in (config.get("available_node_types") or {}).items():
         resources = spec.get("resources") or {}
-        accelerators = [k.removeprefix(_ACCELERATOR) for k in resources if k.startswith(_ACCELERATOR)]
+        accelerators = [
+            k.removeprefix(_ACCELERATOR) for k in resources if k.startswith(_ACCELERATOR)
+        ]
         types[name] = NodeType(
             name=name,
             instance_type=str(spec.get("node_config", {}).get("InstanceType", "?")),

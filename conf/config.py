@@ -101,6 +101,8 @@ class IngestConfig:
     consumer_group: str = "pinstream-ingest"
     max_poll_records: int = 64
     poll_timeout_ms: int = 100
+    linger_ms: int = 100
+    commit_interval_ms: int = 200
     embedders_min: int = 1
     embedders_max: int = 1
     embedder_num_cpus: float = 0.5
@@ -113,6 +115,8 @@ class IngestConfig:
         _positive("max_inflight_mib", self.max_inflight_mib)
         _positive("max_batches_per_actor", self.max_batches_per_actor)
         _positive("max_poll_records", self.max_poll_records)
+        if self.linger_ms < 0 or self.commit_interval_ms < 0:
+            raise ValueError("linger_ms and commit_interval_ms must be >= 0")
         _positive("poll_timeout_ms", self.poll_timeout_ms)
         _positive("embedders_min", self.embedders_min)
         if self.embedders_max < self.embedders_min:
@@ -126,24 +130,82 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """The Ray Serve application: HTTP address and per-deployment resources."""
+    """The Ray Serve application: HTTP address, per-deployment resources, scaling, limits, keys."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     app_name: str = "pinstream"
     route_prefix: str = "/"
     ingress_num_cpus: float = 0.1
+    ingress_max_ongoing_requests: int = 256
     shard_num_cpus: float = 0.1
     encoder_num_cpus: float = 0.25
+    encoder_num_gpus: float = 0.0
+    encoder_threads: int = 1
     encoder_max_batch_size: int = 32
     encoder_batch_wait_s: float = 0.005
     shard_timeout_s: float = 2.0
+    # Shard replicas: Serve autoscales each shard deployment in [min, max] replicas,
+    # aiming at `target_ongoing_requests` per replica (min == max: a fixed count).
+    shard_min_replicas: int = 1
+    shard_max_replicas: int = 1
+    shard_target_ongoing_requests: float = 2.0
+    shard_max_ongoing_requests: int = 16
+    shard_upscale_delay_s: float = 10.0
+    shard_downscale_delay_s: float = 600.0
+    shard_look_back_period_s: float = 30.0
+    shard_metrics_interval_s: float = 10.0
+    # Readiness: a new shard replica takes traffic only once it has applied its log
+    # partition to within `shard_ready_max_lag` records and a poll found nothing new
+    # for `shard_ready_idle_s`; it gives up (and Serve retries it) after the timeout.
+    shard_ready_max_lag: int = 0
+    shard_ready_idle_s: float = 0.5
+    shard_ready_timeout_s: float = 300.0
+    # Requests: API keys (empty = no auth; PINSTREAM_API_KEYS adds comma-separated
+    # keys) and the largest request body accepted.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    max_body_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        _positive("encoder_max_batch_size", self.encoder_max_batch_size)
-        _positive("shard_timeout_s", self.shard_timeout_s)
+        for name in (
+            "ingress_max_ongoing_requests",
+            "encoder_max_batch_size",
+            "shard_timeout_s",
+            "shard_min_replicas",
+            "shard_target_ongoing_requests",
+            "shard_max_ongoing_requests",
+            "shard_look_back_period_s",
+            "shard_metrics_interval_s",
+            "shard_ready_idle_s",
+            "shard_ready_timeout_s",
+            "max_body_bytes",
+        ):
+            _positive(name, getattr(self, name))
+        for name in (
+            "encoder_num_gpus",
+            "encoder_threads",
+            "shard_upscale_delay_s",
+            "shard_downscale_delay_s",
+            "shard_ready_max_lag",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.shard_max_replicas < self.shard_min_replicas:
+            raise ValueError(
+                f"shard_max_replicas ({self.shard_max_replicas}) must be >= shard_min_replicas "
+                f"({self.shard_min_replicas})"
+            )
+        if self.shard_target_ongoing_requests > self.shard_max_ongoing_requests:
+            # Serve never scales up when a replica cannot take its target.
+            raise ValueError(
+                f"shard_target_ongoing_requests ({self.shard_target_ongoing_requests}) must be "
+                f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
+            )
+        for i, key in enumerate(self.api_keys):
+            if not key or any(c.isspace() or c == "," for c in key):
+                raise ValueError(f"api_keys[{i}] must be non-empty, without spaces or commas")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from cluster.plan_command import add_plan_parser
 from conf.config import PinstreamConfig, load_config
 from conf.errors import PinstreamError
 from jobs.stack import LocalStack, read_state
@@ -92,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         "--bootstrap", default=None, help="Kafka host:port (default: the running stack's)"
     )
     status.set_defaults(run=run_status)
+
+    add_plan_parser(commands)
 
     demo = commands.add_parser(
         "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"

@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_K = 1000
 MAX_TEXT_CHARS = 2000
+MAX_PIN_ID_CHARS = 64
+MAX_FILTER_BOARDS = 100
+MAX_BOARD_CHARS = 200
+MAX_EXCLUDED_PINS = 1000
+GENERATION_PATTERN = r"^[A-Za-z0-9][\w.\-]{0,63}$"
+
+PinId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PIN_ID_CHARS)]
+Board = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BOARD_CHARS)]
 
 
-class SearchRequest(BaseModel):
+class QueryOptions(BaseModel):
+    """Filters and a model generation, shared by search bodies and related-pins query strings.
+
+    Unknown fields are refused: a misspelt filter must not silently return unfiltered pins.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    boards: list[Board] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_FILTER_BOARDS,
+        description="Only pins of these boards (omit for every board).",
+    )
+    exclude_pin_ids: list[PinId] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUDED_PINS,
+        description="Never return these pins.",
+    )
+    generation: str | None = Field(
+        default=None,
+        pattern=GENERATION_PATTERN,
+        description="The model generation to search; 409 when it is not the one served.",
+    )
+
+
+class SearchRequest(QueryOptions):
     """Search by `text` or by `vector` (exactly one of them)."""
 
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
@@ -22,6 +58,12 @@ class SearchRequest(BaseModel):
         if self.vector is not None and self.text is not None:
             raise ValueError("give either 'text' or 'vector', not both")
         return self
+
+
+class RelatedQuery(QueryOptions):
+    """The query string of GET /v1/pins/{pin_id}/related (lists as repeated parameters)."""
+
+    k: int = Field(default=10, ge=1, le=MAX_K)
 
 
 class SearchHit(BaseModel):
@@ -45,3 +87,10 @@ class PinResponse(BaseModel):
     board: str
     version: int
     generation: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error the API itself answers (validation errors list their causes)."""
+
+    detail: str
+    request_id: str | None = None

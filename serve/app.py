@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ray import serve
 from ray.serve import Application
 
-from conf.config import PinstreamConfig
+from conf.config import PinstreamConfig, ServeConfig
 from serve.ingress import Ingress
 from serve.query_encoder import QueryEncoder
 from serve.shard_replica import ShardReplica
@@ -16,6 +18,24 @@ def shard_deployment_name(shard: int) -> str:
     return f"shard-{shard}"
 
 
+def shard_scaling(settings: ServeConfig) -> dict[str, Any]:
+    """Replica options of a shard deployment: a fixed count, or Serve autoscaling in [min, max]."""
+    if settings.shard_max_replicas == settings.shard_min_replicas:
+        return {"num_replicas": settings.shard_min_replicas}
+    return {
+        "num_replicas": "auto",
+        "autoscaling_config": {
+            "min_replicas": settings.shard_min_replicas,
+            "max_replicas": settings.shard_max_replicas,
+            "target_ongoing_requests": settings.shard_target_ongoing_requests,
+            "upscale_delay_s": settings.shard_upscale_delay_s,
+            "downscale_delay_s": settings.shard_downscale_delay_s,
+            "look_back_period_s": settings.shard_look_back_period_s,
+            "metrics_interval_s": settings.shard_metrics_interval_s,
+        },
+    }
+
+
 def build_app(cfg: PinstreamConfig) -> Application:
     """The bound application for `serve.run` (the broker address must be resolved)."""
     if cfg.broker.is_local:
@@ -24,19 +44,26 @@ def build_app(cfg: PinstreamConfig) -> Application:
     shards = [
         serve.deployment(
             name=shard_deployment_name(shard),
-            num_replicas=1,
+            max_ongoing_requests=settings.shard_max_ongoing_requests,
             ray_actor_options={"num_cpus": settings.shard_num_cpus},
+            **shard_scaling(settings),
         )(ShardReplica).bind(cfg, shard)
         for shard in range(cfg.shards.count)
     ]
     encoder = serve.deployment(
         name="query-encoder",
         num_replicas=1,
-        ray_actor_options={"num_cpus": settings.encoder_num_cpus},
+        # Enough requests in flight to fill a batch, and the next one while it runs.
+        max_ongoing_requests=2 * settings.encoder_max_batch_size,
+        ray_actor_options={
+            "num_cpus": settings.encoder_num_cpus,
+            "num_gpus": settings.encoder_num_gpus,
+        },
     )(QueryEncoder).bind(cfg.model, settings)
     ingress = serve.deployment(
         name="ingress",
         num_replicas=1,
+        max_ongoing_requests=settings.ingress_max_ongoing_requests,
         ray_actor_options={"num_cpus": settings.ingress_num_cpus},
-    )(Ingress)
+    )(serve.ingress()(Ingress))
     return ingress.bind(cfg, encoder, shards)

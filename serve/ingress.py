@@ -1,29 +1,32 @@
-"""HTTP ingress (FastAPI on Serve): encode the query, fan out to every shard, merge top-k."""
+"""The ingress deployment: encode the query, fan out to every shard, merge top-k.
+
+Its HTTP surface (routes, auth, limits, error bodies) is built per replica by
+`serve.http_api.create_api`, once this object holds its config and handles.
+"""
 
 import asyncio
 import heapq
+import logging
 import time
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Path, Query
-from fastapi.responses import JSONResponse
-from ray import serve
+from fastapi import FastAPI, HTTPException
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import PinstreamConfig
-from serve.api_models import MAX_K, PinResponse, SearchRequest, SearchResponse
+from serve.api_models import PinResponse, RelatedQuery, SearchRequest, SearchResponse
+from serve.auth import api_keys
+from serve.filters import SearchFilter
+from serve.http_api import create_api
+from serve.metrics import IngressMetrics
 from shards.routing import shard_of
 
-# Serve pickles the ingress class when it is decorated: everything it uses must be
-# defined above it.
-api = FastAPI(title="pinstream", version="0.1.0", description="Similar pins, fresh.")
-PinId = Path(min_length=1, max_length=64)
+log = logging.getLogger(__name__)
 
 
-@serve.ingress(api)
 class Ingress:
-    """The public API; holds handles to the query encoder and the shard deployments."""
+    """The public API's logic; holds handles to the query encoder and the shard deployments."""
 
     def __init__(
         self, cfg: PinstreamConfig, encoder: DeploymentHandle, shards: list[DeploymentHandle]
@@ -32,10 +35,15 @@ class Ingress:
         self.encoder = encoder
         self.shards = shards
         self.generation = cfg.model.generation
+        self.api_keys = api_keys(cfg.serve.api_keys)  # the replica's environment adds keys
+        self.metrics = IngressMetrics()
 
-    @api.get("/healthz")
-    async def healthz(self) -> JSONResponse:
-        """200 with per-shard stats when every shard answers, else 503."""
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """Serve calls this on each replica after __init__: the HTTP app over this object."""
+        return create_api(self)
+
+    async def health(self) -> tuple[dict[str, Any], bool]:
+        """Per-shard stats, and whether every shard answered."""
         answers, missing = await self._fan_out("stats")
         body = {
             "status": "ok" if not missing else "degraded",
@@ -44,20 +52,20 @@ class Ingress:
             "shards": [answers[s] for s in sorted(answers)],
             "missing_shards": missing,
         }
-        return JSONResponse(body, status_code=200 if not missing else 503)
+        return body, not missing
 
-    @api.post("/v1/search", response_model=SearchResponse)
     async def search(self, request: SearchRequest) -> SearchResponse:
-        """Similar pins for a text or a vector."""
+        """Similar pins for a text or a vector, filtered."""
         started = time.perf_counter()
+        self._check_generation(request.generation)
         if request.vector is not None:
             vector = self._checked_vector(request.vector)
         else:
             vector = await self.encoder.encode.remote(request.text)
-        return await self._search(vector, request.k, started)
+        keep = SearchFilter.of(request.boards, request.exclude_pin_ids)
+        return await self._search("/v1/search", vector, request.k, keep, started)
 
-    @api.get("/v1/pins/{pin_id}", response_model=PinResponse)
-    async def pin(self, pin_id: str = PinId) -> PinResponse:
+    async def pin(self, pin_id: str) -> PinResponse:
         """The indexed pin, or 404."""
         found = await self._get(pin_id)
         return PinResponse(
@@ -68,18 +76,25 @@ class Ingress:
             generation=self.generation,
         )
 
-    @api.get("/v1/pins/{pin_id}/related", response_model=SearchResponse)
-    async def related(
-        self, pin_id: str = PinId, k: int = Query(default=10, ge=1, le=MAX_K)
-    ) -> SearchResponse:
-        """Pins similar to an indexed pin (the pin itself excluded)."""
+    async def related(self, pin_id: str, query: RelatedQuery) -> SearchResponse:
+        """Pins similar to an indexed pin (the pin itself excluded), filtered."""
         started = time.perf_counter()
+        self._check_generation(query.generation)
         found = await self._get(pin_id)
-        response = await self._search(found["vector"], k + 1, started)
-        response.results = [r for r in response.results if r.pin_id != pin_id][:k]
-        return response
+        keep = SearchFilter.of(query.boards, [*query.exclude_pin_ids, pin_id])
+        return await self._search(
+            "/v1/pins/{pin_id}/related", found["vector"], query.k, keep, started
+        )
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _check_generation(self, requested: str | None) -> None:
+        if requested is not None and requested != self.generation:
+            raise HTTPException(
+                409,
+                f"generation {requested!r} is not served: this deployment serves only "
+                f"{self.generation!r} (one model generation exists today)",
+            )
 
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim
@@ -91,22 +106,26 @@ class Ingress:
         return vector
 
     async def _get(self, pin_id: str) -> dict[str, Any]:
-        shard = self.shards[shard_of(pin_id, len(self.shards))]
+        shard = shard_of(pin_id, len(self.shards))
         try:
-            found = await asyncio.wait_for(shard.get.remote(pin_id), self.cfg.serve.shard_timeout_s)
-        except TimeoutError as exc:
+            found = await self._call_shard(shard, "get", pin_id)
+        except Exception as exc:  # a timeout or a dead replica: the pin cannot be read now
             raise HTTPException(503, f"the shard holding pin {pin_id!r} did not answer") from exc
         if found is None:
             raise HTTPException(404, f"pin {pin_id!r} is not indexed")
         return found
 
-    async def _search(self, vector: np.ndarray, k: int, started: float) -> SearchResponse:
-        answers, missing = await self._fan_out("search", vector, k)
+    async def _search(
+        self, endpoint: str, vector: np.ndarray, k: int, keep: SearchFilter, started: float
+    ) -> SearchResponse:
+        answers, missing = await self._fan_out("search", vector, k, keep)
         hits = [hit for per_shard in answers.values() for hit in per_shard[0]]
         if self.cfg.shards.metric == "ip":
             best = heapq.nlargest(k, hits, key=lambda h: h["score"])
         else:
             best = heapq.nsmallest(k, hits, key=lambda h: h["score"])
+        if missing:
+            self.metrics.partial_results.inc(tags={"endpoint": endpoint})
         return SearchResponse(
             results=best,
             generation=self.generation,
@@ -117,11 +136,27 @@ class Ingress:
 
     async def _fan_out(self, method: str, *args: Any) -> tuple[dict[int, Any], list[int]]:
         """Call `method` on every shard with a per-shard timeout; return answers and the missing."""
-        calls = [getattr(shard, method).remote(*args) for shard in self.shards]
-        timeout = self.cfg.serve.shard_timeout_s
         results = await asyncio.gather(
-            *(asyncio.wait_for(call, timeout) for call in calls), return_exceptions=True
+            *(self._call_shard(shard, method, *args) for shard in range(len(self.shards))),
+            return_exceptions=True,
         )
         answers = {i: r for i, r in enumerate(results) if not isinstance(r, BaseException)}
         missing = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
         return answers, missing
+
+    async def _call_shard(self, shard: int, method: str, *args: Any) -> Any:
+        """One shard call within serve.shard_timeout_s, timed; failures counted and re-raised."""
+        started = time.perf_counter()
+        call = getattr(self.shards[shard], method).remote(*args)
+        try:
+            result = await asyncio.wait_for(call, self.cfg.serve.shard_timeout_s)
+        except Exception as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+            tags = {"shard": str(shard), "method": method, "reason": reason}
+            self.metrics.shard_failures.inc(tags=tags)
+            log.warning("shard %d: %s %s: %r", shard, method, reason, exc)
+            raise
+        self.metrics.shard_latency.observe(
+            time.perf_counter() - started, tags={"shard": str(shard), "method": method}
+        )
+        return result

@@ -1,16 +1,20 @@
-"""Sharded incremental FAISS indexes: routing pin → shard, versioned upserts and deletes."""
+"""Sharded incremental FAISS indexes: routing, growing and sealed segments, snapshots."""
 
-from shards.exceptions import ShardError
+from shards.exceptions import CorruptSnapshot, ShardError, SnapshotError, SnapshotNotFound
 from shards.routing import pin_key, pin_keys, shard_of
-from shards.shard_index import ShardConfig, ShardIndex
+from shards.shard_config import ShardConfig
+from shards.shard_index import ShardIndex
 from shards.shard_state import PinInfo, ShardState
 
 __all__ = [
+    "CorruptSnapshot",
     "PinInfo",
     "ShardConfig",
     "ShardError",
     "ShardIndex",
     "ShardState",
+    "SnapshotError",
+    "SnapshotNotFound",
     "pin_key",
     "pin_keys",
     "shard_of",

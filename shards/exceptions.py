@@ -5,3 +5,15 @@ from conf.errors import PinstreamError
 
 class ShardError(PinstreamError):
     """A shard index cannot do what was asked of it."""
+
+
+class SnapshotError(ShardError):
+    """A shard snapshot cannot be written or read."""
+
+
+class CorruptSnapshot(SnapshotError):
+    """A snapshot is partial, damaged or inconsistent: it is refused, never served."""
+
+
+class SnapshotNotFound(SnapshotError):
+    """No snapshot (or no good one) exists where one was asked for."""

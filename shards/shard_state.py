@@ -6,6 +6,7 @@ log reaches the same state, whatever the replays and duplicates.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,22 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from shards.exceptions import CorruptSnapshot
 from shards.routing import pin_key, pin_keys
+from shards.shard_image import save_image
 from shards.shard_index import ShardConfig, ShardIndex
+from shards.snapshot import Snapshot, first_good, open_snapshot
+
+PINS_FILE = "pins.arrow"
+_PINS_SCHEMA = pa.schema(
+    [
+        ("key", pa.int64()),
+        ("pin_id", pa.string()),
+        ("title", pa.string()),
+        ("board", pa.string()),
+        ("version", pa.int64()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -30,9 +45,9 @@ class PinInfo:
 class ShardState:
     """Applies log rows last-writer-wins by version; searchable from any thread meanwhile."""
 
-    def __init__(self, config: ShardConfig) -> None:
+    def __init__(self, config: ShardConfig, index: ShardIndex | None = None) -> None:
         self.config = config
-        self.index = ShardIndex(config)
+        self.index = ShardIndex(config) if index is None else index
         self._pins: dict[int, PinInfo] = {}
         self._lock = threading.RLock()
 
@@ -101,6 +116,64 @@ class ShardState:
                 "version": info.version,
                 "vector": vector,
             }
+
+    def save(self, uri: str, log_offsets: dict[int, int] | None = None) -> str:
+        """Publish a snapshot of the vectors and pins under uri; return its URI.
+
+        log_offsets: per log partition, the next offset this state does not cover.
+        """
+        with self._lock:
+            image = self.index.image(log_offsets)
+            pins = list(self._pins.items())
+        table = pa.table(
+            [
+                pa.array([key for key, _ in pins], pa.int64()),
+                pa.array([info.pin_id for _, info in pins], pa.string()),
+                pa.array([info.title for _, info in pins], pa.string()),
+                pa.array([info.board for _, info in pins], pa.string()),
+                pa.array([info.version for _, info in pins], pa.int64()),
+            ],
+            schema=_PINS_SCHEMA,
+        )
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, _PINS_SCHEMA) as writer:
+            writer.write_table(table)
+        return save_image(uri, image, {PINS_FILE: sink.getvalue().to_pybytes()})
+
+    @classmethod
+    def load(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> ShardState:
+        """Load the snapshot at uri (or a root's CURRENT one). Raises CorruptSnapshot."""
+        return cls.from_snapshot(open_snapshot(uri), spill_dir)
+
+    @classmethod
+    def load_latest(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> ShardState:
+        """Load the newest good snapshot under root uri, skipping corrupt or partial ones."""
+        return first_good(uri, lambda snapshot: cls.from_snapshot(snapshot, spill_dir))
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: Snapshot, spill_dir: str | os.PathLike[str] | None = None
+    ) -> ShardState:
+        """Build a state from an opened snapshot written by save()."""
+        index = ShardIndex.from_snapshot(snapshot, spill_dir)
+        try:
+            reader = pa.ipc.open_file(pa.BufferReader(snapshot.read_bytes(PINS_FILE)))
+            table = reader.read_all()
+            if not table.schema.equals(_PINS_SCHEMA):
+                raise ValueError(f"pins schema is {table.schema}")
+        except (pa.ArrowInvalid, ValueError) as exc:
+            index.close()
+            raise CorruptSnapshot(f"{snapshot.uri}: {PINS_FILE} cannot be read: {exc}") from exc
+        state = cls(index.config, index)
+        rows = zip(*(table.column(name).to_pylist() for name in _PINS_SCHEMA.names), strict=True)
+        state._pins = {
+            key: PinInfo(pin_id, title, board, version)
+            for key, pin_id, title, board, version in rows
+        }
+        if len(state._pins) != len(index) or any(k not in index for k in state._pins):
+            index.close()
+            raise CorruptSnapshot(f"{snapshot.uri}: pins and vectors do not match")
+        return state
 
     def live_pins(self) -> dict[str, PinInfo]:
         """Every live pin by pin id (for tests and audits: compare with the oracle fold)."""

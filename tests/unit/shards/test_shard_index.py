@@ -155,18 +155,45 @@ def queries_for(log: list[Event], seed: int) -> np.ndarray:
     return np.vstack([rng.standard_normal((40, DIM)).astype(np.float32), np.stack(old)])
 
 
+def layout_config(layout: str, metric: str) -> ShardConfig:
+    """Growing segment only; or small segments sealed in the background as Flat or IVF-Flat.
+
+    Segments of <= 400 vectors get at most 10 IVF lists, all probed (nprobe 32), so both
+    sealed layouts search exactly while exercising dead masks, selectors and compaction.
+    """
+    if layout == "growing":
+        return ShardConfig(dim=DIM, metric=metric)
+    sealed_index = "Flat" if layout == "sealed-flat" else "IVF256,Flat"
+    return ShardConfig(
+        dim=DIM,
+        metric=metric,
+        sealed_index=sealed_index,
+        growing_limit=150 if layout == "sealed-flat" else 400,
+        compact_dead_fraction=0.3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("layout", "seed"),
+    [("growing", 0), ("growing", 1), ("sealed-flat", 0), ("sealed-ivf", 1)],
+)
 @pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("seed", [0, 1])
-def test_messy_delivery_equals_fold_of_the_log(metric: str, seed: int) -> None:
+def test_messy_delivery_equals_fold_of_the_log(layout: str, metric: str, seed: int) -> None:
     log = make_log(seed)
     live, seen = fold(log)
-    index = ShardIndex(ShardConfig(dim=DIM, metric=metric))
+    index = ShardIndex(layout_config(layout, metric))
     apply(index, messy_delivery(log, seed), seed)
 
     assert_state_equals(index, live, seen)
     queries = queries_for(log, seed)
     for k in (1, 10, 100):
         assert_matches_exact(index, live, queries, k, metric)
+    if layout != "growing":
+        index.seal()
+        index.wait_idle()
+        assert all(segment["sealed"] for segment in index.stats()["segments"])
+        assert_state_equals(index, live, seen)
+        assert_matches_exact(index, live, queries, 10, metric)
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -305,10 +332,11 @@ def test_empty_calls_apply_nothing() -> None:
     assert len(index) == 0
 
 
-def test_searches_while_a_thread_applies_the_log() -> None:
+@pytest.mark.parametrize("layout", ["growing", "sealed-ivf"])
+def test_searches_while_a_thread_applies_the_log(layout: str) -> None:
     log = make_log(seed=5, n_events=1_500)
     live, seen = fold(log)
-    index = ShardIndex(ShardConfig(dim=DIM, metric="ip"))
+    index = ShardIndex(layout_config(layout, "ip"))
     errors: list[BaseException] = []
 
     def writer() -> None:

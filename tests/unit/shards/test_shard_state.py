@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from shards.exceptions import CorruptSnapshot
 from shards.shard_index import ShardConfig
 from shards.shard_state import PinInfo, ShardState
 from streams.embeddings_log import log_schema
@@ -242,3 +243,35 @@ def test_upsert_without_a_vector_raises_and_applies_nothing() -> None:
     with pytest.raises(ValueError, match="no vector"):
         state.apply_rows(table([Event("b", "upsert", 2, None, "B", "b"), Event("a", "delete", 3)]))
     assert state.live_pins() == {"a": PinInfo("a", "A", "b", 1)}
+
+
+@pytest.mark.parametrize("growing_limit", [50_000, 40])
+def test_a_replica_restored_from_a_snapshot_and_the_log_suffix_equals_the_fold(
+    tmp_path, growing_limit: int
+) -> None:
+    """Apply the log up to an offset, snapshot, restore, then replay from an earlier offset."""
+    log = make_log(4)
+    config = ShardConfig(dim=DIM, sealed_index="Flat", growing_limit=growing_limit)
+    first = ShardState(config)
+    first.apply_rows(table(log[:350]))
+    first.save(str(tmp_path), log_offsets={4: 350})
+    restored = ShardState.load_latest(str(tmp_path))
+    assert restored.index.log_offsets == {4: 350}
+    assert restored.live_pins() == first.live_pins()
+    restored.apply_rows(table(log[300:]))  # at-least-once: an overlap with the snapshot
+    live = fold(log)
+    assert restored.live_pins() == expected_pins(live)
+    queries = np.random.default_rng(4).standard_normal((10, DIM)).astype(np.float32)
+    assert [[h["pin_id"] for h in row] for row in restored.search(queries, 7)] == exact_search(
+        live, queries, 7
+    )
+
+
+def test_a_state_snapshot_with_damaged_pins_is_refused(tmp_path) -> None:
+    state = ShardState(ShardConfig(dim=DIM))
+    state.apply_rows(table(make_log(5)[:50]))
+    uri = state.save(str(tmp_path))
+    pins = tmp_path / uri.rsplit("/", 1)[1] / "pins.arrow"
+    pins.write_bytes(pins.read_bytes()[:-4])
+    with pytest.raises(CorruptSnapshot, match=r"pins\.arrow fails its checksum"):
+        ShardState.load(str(tmp_path))

@@ -1,0 +1,450 @@
+"""Serving benchmark: a closed-loop concurrency sweep over HTTP, against two baselines.
+
+    python -m bench.serving_bench [--pins 2000] [--concurrency 1,2,4,8,16,32]
+                                  [--seconds 3] [--repeats 3] [--out bench/results/serving.json]
+
+Measured in one run on one machine, medians over `repeats`:
+- `serve_vector`, `serve_text`: the pinstream Serve app over HTTP (proxy, ingress,
+  query encoder for text, fan-out to every shard, merge);
+- `inprocess_vector`, `inprocess_text`: the same encoder and FAISS shard search
+  called in-process from the same number of threads (no HTTP, no Ray);
+- `noop`: a Serve deployment that answers the same request bodies at once (the
+  framework's own ceiling on this machine).
+Then each Serve mode at 70% of its best QPS, paced (open loop), for its tail latency.
+Pins carry random unit vectors: exact (flat) search costs the same for any values.
+The load generator runs in this process: its CPU is counted against every mode alike.
+"""
+
+import argparse
+import dataclasses
+import heapq
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import ray
+import requests
+from fastapi import FastAPI, Request
+from ray import serve
+
+from conf.config import PinstreamConfig, load_config
+from encoder.embedder import encoder_config, set_torch_threads
+from encoder.text_encoder import TextEncoder
+from jobs.stack import create_topics
+from serve.app import build_app
+from serve.filters import search_state
+from shards.routing import shard_of
+from shards.shard_index import ShardConfig
+from shards.shard_state import ShardState
+from streams.embeddings_log import EmbeddingsLogWriter, log_schema
+from streams.local_broker import LocalBroker, free_loopback_port
+from streams.synthetic import PinGenerator
+
+K = 10
+SCHEMA = "pinstream.bench/1"  # read by cluster/bench_results.py
+
+# No `from __future__ import annotations` here: FastAPI must see NoOp.search's real types.
+noop_api = FastAPI()
+
+
+@serve.ingress(noop_api)
+class NoOp:
+    """Reads the request body and answers an empty result: Serve's own cost per request."""
+
+    @noop_api.post("/v1/search")
+    async def search(self, request: Request) -> dict[str, Any]:
+        await request.body()
+        return {"results": [], "generation": "noop", "partial": False, "took_ms": 0.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One measured load level."""
+
+    qps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def measure(call: Callable[[int], None], concurrency: int, seconds: float) -> Run:
+    """Closed loop: `concurrency` threads each call back to back for `seconds`."""
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    stop = time.perf_counter() + seconds
+
+    def worker(slot: int) -> None:
+        i = slot
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            try:
+                call(i)
+            except Exception:
+                errors[slot] += 1
+                continue
+            latencies[slot].append(time.perf_counter() - started)
+            i += concurrency
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return _run([x for per in latencies for x in per], time.perf_counter() - started, sum(errors))
+
+
+def measure_paced(call: Callable[[int], None], rate: float, seconds: float, workers: int) -> Run:
+    """Open loop at `rate` requests/s; latency counts from each request's scheduled time."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    next_index = iter(range(total))
+    start = time.perf_counter() + 0.1
+
+    def worker() -> None:
+        nonlocal errors
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                call(i)
+            except Exception:
+                with lock:
+                    errors += 1
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - due)
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return _run(latencies, time.perf_counter() - start, errors)
+
+
+def _run(latencies: list[float], elapsed: float, errors: int) -> Run:
+    if not latencies:
+        return Run(0.0, float("nan"), float("nan"), 0, errors)
+    p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
+    return Run(len(latencies) / elapsed, float(p50), float(p99), len(latencies), errors)
+
+
+def http_call(url: str, bodies: list[bytes]) -> Callable[[int], None]:
+    """POST bodies[i % n] with one keep-alive session per thread; a non-200 is an error."""
+    local = threading.local()
+
+    def call(i: int) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        response = session.post(
+            url,
+            data=bodies[i % len(bodies)],
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}")
+
+    return call
+
+
+def inprocess_call(
+    shards: list[ShardState], vectors: np.ndarray | None, encoder: TextEncoder, texts: list[str]
+) -> Callable[[int], None]:
+    """The app's work without HTTP or Ray: encode (text) then search every shard and merge."""
+    local = threading.local()
+
+    def call(i: int) -> None:
+        if not getattr(local, "ready", False):
+            # OpenMP thread counts are per thread: one FAISS thread, as in a shard replica
+            # (where Ray sets OMP_NUM_THREADS=1).
+            faiss.omp_set_num_threads(1)
+            local.ready = True
+        if vectors is not None:
+            query = vectors[i % len(vectors)]
+        else:
+            query = encoder.encode([texts[i % len(texts)]])[0]
+        hits = [hit for shard in shards for hit in search_state(shard, query, K)[0]]
+        heapq.nlargest(K, hits, key=lambda h: h["score"])
+
+    return call
+
+
+def sweep(
+    name: str, call: Callable[[int], None], levels: list[int], seconds: float, repeats: int
+) -> dict[str, Any]:
+    """Every concurrency level `repeats` times (levels interleaved); medians per level."""
+    measure(call, 2, 1.0)  # warm-up: connections, batches, caches
+    runs: dict[int, list[Run]] = {c: [] for c in levels}
+    for _ in range(repeats):
+        for concurrency in levels:
+            runs[concurrency].append(measure(call, concurrency, seconds))
+    result = {str(c): _summary(rs) for c, rs in runs.items()}
+    failed = sum(level["errors"] for level in result.values())
+    if failed:
+        raise RuntimeError(f"{name}: {failed} requests failed; the figures would mislead")
+    best = max(levels, key=lambda c: result[str(c)]["qps"])
+    print(f"{name}: " + ", ".join(f"c={c} {result[str(c)]['qps']:.0f}/s" for c in levels))
+    return {"levels": result, "best_concurrency": best, "best_qps": result[str(best)]["qps"]}
+
+
+def _summary(runs: list[Run]) -> dict[str, Any]:
+    return {
+        "qps": statistics.median(r.qps for r in runs),
+        "p50_ms": statistics.median(r.p50_ms for r in runs),
+        "p99_ms": statistics.median(r.p99_ms for r in runs),
+        "errors": sum(r.errors for r in runs),
+        "runs": [dataclasses.asdict(r) for r in runs],
+    }
+
+
+def random_unit(n: int, dim: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def pin_rows(cfg: PinstreamConfig, count: int, vectors: np.ndarray) -> pa.Table:
+    pins = PinGenerator(seed=13, id_prefix="bench").pins(count)
+    return pa.table(
+        {
+            "pin_id": [p.event.pin_id for p in pins],
+            "op": ["upsert"] * count,
+            "version": [1] * count,
+            "generation": [cfg.model.generation] * count,
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(vectors.reshape(-1)), cfg.shards.dim
+            ),
+            "title": [p.event.title for p in pins],
+            "board": [p.event.board for p in pins],
+            "event_time": [p.event.event_time for p in pins],
+        },
+        schema=log_schema(cfg.shards.dim),
+    )
+
+
+def shard_states(cfg: PinstreamConfig, rows: pa.Table) -> list[ShardState]:
+    """The in-process twin of the app's shards: the same rows, routed the same way."""
+    owner = np.array([shard_of(p, cfg.shards.count) for p in rows.column("pin_id").to_pylist()])
+    states = []
+    for shard in range(cfg.shards.count):
+        state = ShardState(ShardConfig(dim=cfg.shards.dim, metric=cfg.shards.metric))
+        state.apply_rows(rows.filter(pa.array(owner == shard)))
+        states.append(state)
+    return states
+
+
+def goals(modes: dict[str, Any], paced: dict[str, Any]) -> dict[str, Any]:
+    """The issue's three goals, each with the figures it was judged on."""
+    vector, noop = modes["serve_vector"], modes["noop"]
+    result: dict[str, Any] = {
+        "vector_qps_vs_noop": {
+            "ratio": vector["best_qps"] / noop["best_qps"],
+            "goal": ">= 0.5",
+        }
+    }
+    result["vector_qps_vs_noop"]["met"] = result["vector_qps_vs_noop"]["ratio"] >= 0.5
+    for kind in ("vector", "text"):
+        served = modes[f"serve_{kind}"]["levels"]["1"]["p50_ms"]
+        local = modes[f"inprocess_{kind}"]["levels"]["1"]["p50_ms"]
+        result[f"{kind}_p50_at_c1_minus_inprocess_ms"] = {
+            "serve_p50_ms": served,
+            "inprocess_p50_ms": local,
+            "overhead_ms": served - local,
+            "goal": "<= 5",
+            "met": served - local <= 5.0,
+        }
+        run = paced[kind]
+        result[f"{kind}_p99_over_p50_at_70pct"] = {
+            "rate_per_s": run["rate_per_s"],
+            "p50_ms": run["p50_ms"],
+            "p99_ms": run["p99_ms"],
+            "ratio": run["p99_ms"] / run["p50_ms"],
+            "goal": "<= 3",
+            "met": run["p99_ms"] <= 3 * run["p50_ms"],
+        }
+    return result
+
+
+def table(modes: dict[str, Any], levels: list[int]) -> str:
+    """A markdown table: QPS, p50 and p99 per mode and concurrency."""
+    lines = [
+        "| mode | " + " | ".join(f"c={c}" for c in levels) + " |",
+        "| --- | " + " | ".join("---" for _ in levels) + " |",
+    ]
+    for name, mode in modes.items():
+        cells = [
+            f"{mode['levels'][str(c)]['qps']:.0f}/s · {mode['levels'][str(c)]['p50_ms']:.1f} · "
+            f"{mode['levels'][str(c)]['p99_ms']:.1f}"
+            for c in levels
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n(each cell: QPS · p50 ms · p99 ms, medians)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """The pins and the queries every mode is measured on."""
+
+    rows: pa.Table
+    queries: np.ndarray
+    texts: list[str]
+
+    def vector_bodies(self) -> list[bytes]:
+        return [json.dumps({"vector": q.tolist(), "k": K}).encode() for q in self.queries]
+
+    def text_bodies(self) -> list[bytes]:
+        return [json.dumps({"text": t, "k": K}).encode() for t in self.texts]
+
+
+def bench_config(bootstrap: str) -> PinstreamConfig:
+    """The embedded default on `bootstrap`, with topics and an app of its own."""
+    tag = uuid.uuid4().hex[:8]
+    cfg = load_config()
+    for key, value in {
+        "broker.bootstrap": bootstrap,
+        "topics.pins": f"bench-{tag}",
+        "topics.dlq": f"bench-{tag}.dlq",
+        "topics.embeddings": f"bench-emb-{tag}",
+        "serve.app_name": f"serving-{tag}",
+    }.items():
+        cfg = cfg.with_value(key, value)
+    create_topics(cfg)
+    return cfg
+
+
+def serve_modes(
+    cfg: PinstreamConfig, work: Workload, levels: list[int], seconds: float, repeats: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sweeps of the app (vector, text) and of the no-op deployment, and the paced runs."""
+    with EmbeddingsLogWriter(cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count) as w:
+        w.write(work.rows)
+        w.flush()
+    modes: dict[str, Any] = {}
+    paced: dict[str, Any] = {}
+    ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+    port = free_loopback_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        name = cfg.serve.app_name
+        serve.run(build_app(cfg), name=name, route_prefix=f"/{name}")  # returns once caught up
+        url = f"http://127.0.0.1:{port}/{name}/v1/search"
+        calls = {
+            "vector": http_call(url, work.vector_bodies()),
+            "text": http_call(url, work.text_bodies()),
+        }
+        for kind, call in calls.items():
+            modes[f"serve_{kind}"] = sweep(f"serve_{kind}", call, levels, seconds, repeats)
+        for kind, call in calls.items():
+            rate = 0.7 * modes[f"serve_{kind}"]["best_qps"]
+            runs = [measure_paced(call, rate, 2 * seconds, workers=64) for _ in range(repeats)]
+            paced[kind] = {"rate_per_s": rate, **_summary(runs)}
+        serve.delete(name)
+
+        noop = serve.deployment(
+            name="noop",
+            max_ongoing_requests=cfg.serve.ingress_max_ongoing_requests,
+            ray_actor_options={"num_cpus": cfg.serve.ingress_num_cpus},
+        )(NoOp)
+        serve.run(noop.bind(), name="noop", route_prefix="/noop")
+        call = http_call(f"http://127.0.0.1:{port}/noop/v1/search", work.vector_bodies())
+        modes["noop"] = sweep("noop", call, levels, seconds, repeats)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return modes, paced
+
+
+def inprocess_modes(
+    cfg: PinstreamConfig, work: Workload, levels: list[int], seconds: float, repeats: int
+) -> dict[str, Any]:
+    """Sweeps of the same encoder and shard search, called from threads in this process."""
+    # The query encoder replica's torch threads.
+    set_torch_threads(dataclasses.replace(cfg.model, threads=cfg.serve.encoder_threads))
+    encoder = TextEncoder(encoder_config(cfg.model))
+    shards = shard_states(cfg, work.rows)
+    calls = {
+        "inprocess_vector": inprocess_call(shards, work.queries, encoder, work.texts),
+        "inprocess_text": inprocess_call(shards, None, encoder, work.texts),
+    }
+    return {name: sweep(name, call, levels, seconds, repeats) for name, call in calls.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pins", type=int, default=2000)
+    parser.add_argument("--concurrency", default="1,2,4,8,16,32")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/serving.json"))
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    dim = load_config().shards.dim
+    with LocalBroker() as broker:
+        cfg = bench_config(broker.bootstrap)
+        work = Workload(
+            rows=pin_rows(cfg, args.pins, random_unit(args.pins, dim, seed=1)),
+            queries=random_unit(256, dim, seed=2),
+            texts=[text for text, _ in PinGenerator(seed=4).queries(256)],
+        )
+        modes, paced = serve_modes(cfg, work, levels, args.seconds, args.repeats)
+    modes |= inprocess_modes(cfg, work, levels, args.seconds, args.repeats)
+    result = {
+        "schema": SCHEMA,
+        "benchmark": "serving",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python -m bench.serving_bench "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "conditions": {
+            "pins": args.pins,
+            "shards": cfg.shards.count,
+            "k": K,
+            "seconds_per_level": args.seconds,
+            "repeats": args.repeats,
+            "ray_num_cpus": cfg.ray.num_cpus,
+        },
+        "modes": modes,
+        "paced_at_70pct_of_best": paced,
+        "goals": goals(modes, paced),
+        "figures": {
+            "ingress_qps_per_replica": {
+                "value": modes["serve_vector"]["best_qps"],
+                "unit": "queries/s",
+                "conditions": {
+                    "num_cpus": cfg.serve.ingress_num_cpus,
+                    "shards": cfg.shards.count,
+                    "pins": args.pins,
+                    "machine_cpus": os.cpu_count(),
+                },
+            }
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(table(modes, levels))
+    print(json.dumps(result["goals"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

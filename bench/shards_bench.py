@@ -1,0 +1,470 @@
+"""Shard benchmark: each shipped sealed config against the same FAISS index used directly.
+
+    python -m bench.shards_bench [--n 200000] [--dim 384] [--queries 1000] [--repeats 3]
+                                 [--quick] [--out bench/results/shards.json]
+
+Measured in one run on one machine:
+- per shipped config (shards.memory.shipped_configs), on n vectors sealed into one segment:
+  recall@10 and QPS of ShardIndex.search and of a copy of the very same FAISS index searched
+  directly with the same parameters (IndexRefineFlat with the same k_factor where the config
+  reranks), as a ratio, medians over `repeats` alternating runs, one query per call and in
+  batches; seal time per 100k vectors; bytes per vector; resident bytes per live vector of a
+  ShardState loaded from a snapshot, measured in a fresh process;
+- upsert throughput into the default config while it seals in the background;
+- recall@10 against exact search over the live set after every step of a clustered streaming
+  runbook (insert sub-clusters in order, delete half of earlier ones, re-insert), default
+  config, background sealing and compaction as they happen.
+Data: a seeded two-level Gaussian mixture (8 topics x 64 sub-clusters, power-law spectrum
+within a sub-cluster), normalized; queries are fresh draws from the same mixture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+from shards import ShardConfig, ShardIndex, ShardState
+from shards.memory import bytes_per_vector, shipped_configs
+from shards.routing import pin_key
+from streams.embeddings_log import log_schema
+
+SCHEMA = "pinstream.bench/1"  # read by cluster/bench_results.py
+K = 10
+TOPICS, SUBCLUSTERS = 8, 64
+BATCH = 100
+SINGLE_QUERIES = 200
+
+
+@dataclasses.dataclass
+class Data:
+    vectors: np.ndarray
+    labels: np.ndarray
+    queries: np.ndarray
+    truth: np.ndarray  # exact top-K row numbers of each query over all vectors
+
+
+def mixture(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n unit vectors from a two-level Gaussian mixture, and each one's sub-cluster."""
+    rng = np.random.default_rng(seed)
+    topics = _unit(rng.standard_normal((TOPICS, dim)))
+    offsets = 0.3 * _unit(rng.standard_normal((TOPICS, SUBCLUSTERS, dim)))
+    centers = _unit(topics[:, None, :] + offsets).reshape(-1, dim)
+    rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    spectrum = np.arange(1, dim + 1) ** -0.5
+    spectrum *= 0.6 / np.sqrt((spectrum**2).sum())
+    labels = rng.integers(len(centers), size=n)
+    vectors = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 50_000):  # blocks keep the float64 temporaries small
+        part = labels[start : start + 50_000]
+        noise = (rng.standard_normal((len(part), dim)) * spectrum) @ rotation.T
+        vectors[start : start + len(part)] = _unit(centers[part] + noise)
+    return vectors, labels
+
+
+def make_data(n: int, dim: int, queries: int, seed: int) -> Data:
+    vectors, labels = mixture(n + queries, dim, seed)
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(vectors[:n])
+    _, truth = exact.search(vectors[n:], K)
+    return Data(vectors[:n], labels[:n], vectors[n:], truth)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = [
+        len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)
+    ]
+    return float(np.mean(hits)) / truth.shape[1]
+
+
+def qps(search: Callable[[np.ndarray], Any], queries: np.ndarray, batch: int) -> float:
+    start = time.perf_counter()
+    for first in range(0, len(queries), batch):
+        search(queries[first : first + batch])
+    return len(queries) / (time.perf_counter() - start)
+
+
+def compare_qps(
+    ours: Callable[[np.ndarray], Any],
+    direct: Callable[[np.ndarray], Any],
+    queries: np.ndarray,
+    batch: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """Alternate the two, `repeats` times each, so load changes hit both alike."""
+    ours(queries[:batch])  # warm-up
+    direct(queries[:batch])
+    runs: dict[str, list[float]] = {"shard_index": [], "faiss_direct": []}
+    for _ in range(repeats):
+        runs["shard_index"].append(qps(ours, queries, batch))
+        runs["faiss_direct"].append(qps(direct, queries, batch))
+    medians = {name: statistics.median(values) for name, values in runs.items()}
+    return {
+        "batch": batch,
+        "queries": len(queries),
+        "runs": runs,
+        "median_qps": medians,
+        "ratio": medians["shard_index"] / medians["faiss_direct"],
+    }
+
+
+def log_rows(data: Data, rows: np.ndarray) -> pa.Table:
+    """Embeddings-log upsert rows for the given row numbers (pin-<row>, version = row)."""
+    dim = data.vectors.shape[1]
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(data.vectors[rows].ravel()), dim)
+    n = len(rows)
+    return pa.Table.from_arrays(
+        [
+            pa.array([f"pin-{row}" for row in rows.tolist()]),
+            pa.array(["upsert"] * n),
+            pa.array(rows, pa.int64()),
+            pa.array(["bench"] * n),
+            vectors,
+            pa.array([f"title {row}" for row in rows.tolist()]),
+            pa.array([f"board {row % 50}" for row in rows.tolist()]),
+            pa.array(np.zeros(n, dtype=np.int64)),
+        ],
+        schema=log_schema(dim),
+    )
+
+
+def direct_index(index: ShardIndex, config: ShardConfig, vectors: np.ndarray) -> tuple[Any, Any]:
+    """A copy of the shard's one sealed FAISS index, and search parameters equal to its own."""
+    (segment,) = index.image().segments
+    base = faiss.deserialize_index(faiss.serialize_index(segment.index))
+    ivf = faiss.try_extract_index_ivf(base)
+    base_params = None
+    if ivf is not None:
+        base_params = faiss.SearchParametersIVF()
+        base_params.nprobe = min(config.nprobe, ivf.nlist)
+    if segment.raw is None or config.rerank_factor == 0:
+        return base, base_params
+    refined = faiss.IndexRefineFlat(base, faiss.swig_ptr(vectors))
+    refined.k_factor = config.rerank_factor
+    params = faiss.IndexRefineSearchParameters()
+    params.k_factor = config.rerank_factor
+    params.base_index_params = base_params
+    refined.keep_alive = (base, vectors, base_params)
+    return refined, params
+
+
+def resident_bytes(snapshot: str) -> int | None:
+    """Resident memory a fresh process gains by loading the ShardState snapshot."""
+    code = (
+        "import sys\n"
+        "from bench.shards_bench import rss_bytes\n"
+        "from shards import ShardState\n"
+        "before = rss_bytes()\n"
+        "state = ShardState.load(sys.argv[1])\n"
+        "print(rss_bytes() - before)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, snapshot], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        print(done.stderr, file=sys.stderr)
+        return None
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_config(
+    name: str, config: ShardConfig, data: Data, repeats: int, work: Path
+) -> dict[str, Any]:
+    n = len(data.vectors)
+    one_segment = dataclasses.replace(config, growing_limit=n)
+    state = ShardState(one_segment)
+    tables = [log_rows(data, np.arange(s, min(s + 10_000, n))) for s in range(0, n, 10_000)]
+    start = time.perf_counter()
+    for table in tables:
+        state.apply_rows(table)
+    apply_s = time.perf_counter() - start
+    start = time.perf_counter()
+    state.index.seal()
+    seal_s = time.perf_counter() - start
+    # Row r is pin-r: map the shard's ids back to row numbers to score recall.
+    key_to_row = {pin_key(f"pin-{row}"): row for row in range(n)}
+    index = state.index
+    direct, params = direct_index(index, one_segment, data.vectors)
+
+    def ours(queries: np.ndarray) -> np.ndarray:
+        return index.search(queries, K)[1]
+
+    def theirs(queries: np.ndarray) -> np.ndarray:
+        return direct.search(queries, K, params=params)[1]
+
+    ours_rows = _rows(ours(data.queries), key_to_row)
+    direct_rows = theirs(data.queries)
+    snapshot = state.save(str(work / name))
+    result = {
+        "sealed_index": config.sealed_index,
+        "nprobe": config.nprobe,
+        "rerank_factor": config.rerank_factor,
+        "segment_index": index.stats()["segments"][0]["index"],
+        "recall_at_10": {
+            "shard_index": recall(ours_rows, data.truth),
+            "faiss_direct": recall(direct_rows, data.truth),
+        },
+        "qps_one_query_per_call": compare_qps(
+            ours, theirs, data.queries[:SINGLE_QUERIES], 1, repeats
+        ),
+        "qps_batched": compare_qps(ours, theirs, data.queries, BATCH, repeats),
+        "log_apply_vectors_per_s": n / apply_s,
+        "seal_s": seal_s,
+        "seal_s_per_100k": seal_s * 100_000 / n,
+        "bytes_per_vector": bytes_per_vector(index),
+        "resident_bytes_per_vector": _per(resident_bytes(snapshot), n),
+    }
+    index.close()
+    return result
+
+
+def upsert_throughput(data: Data, dim: int) -> dict[str, Any]:
+    """ShardIndex.upsert in batches of 1,000 into the default config, sealing as it goes."""
+    index = ShardIndex(ShardConfig(dim=dim))
+    n = len(data.vectors)
+    start = time.perf_counter()
+    for first in range(0, n, 1_000):
+        index.upsert(np.arange(first, min(first + 1_000, n)), data.vectors[first : first + 1_000])
+    upsert_s = time.perf_counter() - start
+    index.wait_idle()
+    total_s = time.perf_counter() - start
+    result = {
+        "vectors": n,
+        "batch": 1_000,
+        "upsert_vectors_per_s": n / upsert_s,
+        "until_all_sealed_vectors_per_s": n / total_s,
+        "segments": len(index.stats()["segments"]),
+    }
+    index.close()
+    return result
+
+
+def runbook(labels: np.ndarray, seed: int, chunks: int = 10) -> Iterator[tuple[str, np.ndarray]]:
+    """Clustered inserts (sub-clusters in order, in `chunks` parts); from the third part on,
+    delete half of the part two back; from the fifth, re-insert the half deleted earlier."""
+    rng = np.random.default_rng(seed)
+    parts = np.array_split(np.argsort(labels, kind="stable"), chunks)
+    deleted: dict[int, np.ndarray] = {}
+    for number, part in enumerate(parts):
+        yield "insert", part
+        if number >= 2:
+            older = parts[number - 2]
+            deleted[number - 2] = rng.choice(older, size=len(older) // 2, replace=False)
+            yield "delete", deleted[number - 2]
+        if number >= 4:
+            yield "reinsert", deleted.pop(number - 4)
+
+
+def streaming_recall(data: Data, dim: int, seed: int, queries: int) -> dict[str, Any]:
+    """recall@10 vs exact search over the live set after every runbook step (default config)."""
+    index = ShardIndex(ShardConfig(dim=dim))
+    live = np.zeros(len(data.vectors), dtype=bool)
+    rng = np.random.default_rng(seed)
+    steps = []
+    applied, apply_s = 0, 0.0
+    for op, rows in runbook(data.labels, seed):
+        start = time.perf_counter()
+        if op == "delete":
+            index.delete(rows)
+        else:
+            index.upsert(rows, data.vectors[rows])
+        apply_s += time.perf_counter() - start
+        applied += len(rows)
+        live[rows] = op != "delete"
+        live_rows = np.flatnonzero(live)
+        # Queries near live vectors: fresh mixture draws favour clusters not inserted yet.
+        picks = rng.choice(live_rows, size=queries)
+        noise = rng.standard_normal((queries, dim)).astype(np.float32) * 0.02
+        batch = _unit(data.vectors[picks] + noise).astype(np.float32)
+        exact = faiss.IndexFlatIP(dim)
+        exact.add(data.vectors[live_rows])
+        _, truth = exact.search(batch, K)
+        _, found = index.search(batch, K)
+        assert live[found[found >= 0]].all(), "a deleted vector was returned"
+        stats = index.stats()
+        steps.append(
+            {
+                "op": op,
+                "rows": len(rows),
+                "live": int(live.sum()),
+                "recall_at_10": recall(found, live_rows[truth]),
+                "segments": len(stats["segments"]),
+                "sealed": sum(s["sealed"] for s in stats["segments"]),
+                "growing": stats["growing"],
+            }
+        )
+        print(
+            f"  {op:8s} {len(rows):6d} live {live.sum():7d} recall {steps[-1]['recall_at_10']:.3f}"
+        )
+    index.wait_idle()
+    recalls = [step["recall_at_10"] for step in steps]
+    index.close()
+    return {
+        "steps": steps,
+        "mean_recall_at_10": float(np.mean(recalls)),
+        "min_recall_at_10": float(np.min(recalls)),
+        "writes_per_s": applied / apply_s,
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "faiss_threads": faiss.omp_get_max_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "faiss": faiss.__version__,
+        "numpy": np.__version__,
+        "gpu": None,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="20k x 128, for a smoke run")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/shards.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.dim, args.queries = 20_000, 128, 300
+    started = time.perf_counter()
+    info = machine()
+    print(f"data: {args.n} x {args.dim}, {args.queries} queries", flush=True)
+    data = make_data(args.n, args.dim, args.queries, args.seed)
+    configs = shipped_configs(args.dim)
+    configs["ivf_pq_no_rerank"] = dataclasses.replace(configs["ivf_pq"], rerank_factor=0)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="shards-bench-") as work:
+        for name, config in configs.items():
+            print(f"config {name}: {config.sealed_index}", flush=True)
+            results[name] = bench_config(name, config, data, args.repeats, Path(work))
+            print(json.dumps(_summary(results[name])), flush=True)
+    print("upserts", flush=True)
+    upserts = upsert_throughput(data, args.dim)
+    print("streaming runbook", flush=True)
+    streaming = streaming_recall(data, args.dim, args.seed, queries=min(200, args.queries))
+    info["load_average_at_end"] = os.getloadavg()
+    default = results["ivf_flat"]
+    pq = results["ivf_pq"]
+    conditions = {"dim": args.dim, "vectors": args.n, "k": K}
+    output = {
+        "schema": SCHEMA,
+        "benchmark": "shards",
+        "command": "python -m bench.shards_bench "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": info,
+        "data": {
+            "vectors": args.n,
+            "dim": args.dim,
+            "queries": args.queries,
+            "seed": args.seed,
+            "kind": f"two-level Gaussian mixture ({TOPICS} topics x {SUBCLUSTERS} sub-clusters), "
+            "normalized, power-law spectrum within a sub-cluster",
+            "metric": "ip",
+        },
+        "configs": results,
+        "upserts": upserts,
+        "streaming": streaming,
+        "goals": {
+            "streaming_mean_recall_at_10_default_ge_0.95": streaming["mean_recall_at_10"] >= 0.95,
+            "ivf_pq_8x_smaller_at_recall_ge_0.9": pq["bytes_per_vector"]["memory_vs_flat"] >= 8
+            and pq["recall_at_10"]["shard_index"] >= 0.9,
+            "qps_ratio_ge_0.9": {
+                name: {
+                    "one_query_per_call": r["qps_one_query_per_call"]["ratio"] >= 0.9,
+                    "batched": r["qps_batched"]["ratio"] >= 0.9,
+                }
+                for name, r in results.items()
+            },
+        },
+        "figures": {
+            "search_qps_per_replica": {
+                "value": default["qps_one_query_per_call"]["median_qps"]["shard_index"],
+                "unit": "queries/s",
+                "conditions": {
+                    **conditions,
+                    "index": default["sealed_index"],
+                    "nprobe": default["nprobe"],
+                    "threads": info["faiss_threads"],
+                },
+            },
+            "resident_bytes_per_vector": {
+                "value": default["resident_bytes_per_vector"],
+                "unit": "bytes",
+                "conditions": {
+                    "index": default["sealed_index"],
+                    "dim": args.dim,
+                    "vectors": args.n,
+                },
+            },
+        },
+        "wall_s": time.perf_counter() - started,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.out.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(output, indent=2))
+    temporary.replace(args.out)
+    print(json.dumps({"goals": output["goals"], "wall_s": output["wall_s"]}, indent=2))
+    return 0
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "recall": result["recall_at_10"],
+        "qps_ratio_single": round(result["qps_one_query_per_call"]["ratio"], 3),
+        "qps_ratio_batched": round(result["qps_batched"]["ratio"], 3),
+        "seal_s_per_100k": round(result["seal_s_per_100k"], 2),
+        "memory_vs_flat": round(result["bytes_per_vector"]["memory_vs_flat"], 2),
+    }
+
+
+def _rows(keys: np.ndarray, key_to_row: dict[int, int]) -> np.ndarray:
+    return np.vectorize(lambda key: key_to_row.get(int(key), -1), otypes=[np.int64])(keys)
+
+
+def _per(total: int | None, n: int) -> float | None:
+    return None if total is None else total / n
+
+
+def _unit(array: np.ndarray) -> np.ndarray:
+    return array / np.linalg.norm(array, axis=-1, keepdims=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""`pinstream plan`: print a capacity plan for a corpus, a query rate and an ingest rate."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from cluster.bench_results import load_figures
+from cluster.node_types import LAUNCHER_CONFIG, node_types
+from cluster.plan_report import render
+from cluster.planner import Assumptions, PlanTarget, make_plan
+from conf.config import PinstreamConfig
+
+DEFAULT_RESULTS_DIR = Path("bench/results")
+
+
+def add_plan_parser(subparsers: Any) -> None:
+    """Register the `plan` subcommand on the `pinstream` command's subparsers."""
+    plan = subparsers.add_parser(
+        "plan",
+        help="capacity plan: shards, replicas, GPUs and nodes from `make bench` results",
+    )
+    plan.add_argument("--pins", type=_count, required=True, help="corpus size, e.g. 10e9")
+    plan.add_argument("--qps", type=_rate, required=True, help="peak queries per second")
+    plan.add_argument(
+        "--ingest-rate", type=_rate, required=True, help="peak new or edited pins per second"
+    )
+    plan.add_argument("--dim", type=int, default=None, help="vector dimension (default: config)")
+    plan.add_argument(
+        "--index", default="Flat", help='FAISS index spec of a shard, e.g. "IVF65536,PQ32"'
+    )
+    plan.add_argument(
+        "--results-dir",
+        type=Path,
+        default=DEFAULT_RESULTS_DIR,
+        help=f"benchmark results (default: {DEFAULT_RESULTS_DIR})",
+    )
+    plan.add_argument(
+        "--replica-memory-gib",
+        type=_rate,
+        default=Assumptions.replica_memory_gib,
+        help="most memory one shard replica may hold (default: %(default)s)",
+    )
+    plan.set_defaults(run=run_plan)
+
+
+def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
+    """Print the plan for `args`; the config gives the default dim and the metric."""
+    target = PlanTarget(
+        pins=args.pins,
+        qps=args.qps,
+        ingest_rate=args.ingest_rate,
+        dim=args.dim or cfg.shards.dim,
+        index=args.index,
+        metric=cfg.shards.metric,
+    )
+    figures = load_figures(args.results_dir)
+    nodes = node_types()
+    plan = make_plan(
+        target, figures, nodes, Assumptions(replica_memory_gib=args.replica_memory_gib)
+    )
+    launcher = ", ".join(f"{n.name} = {n.describe()}" for n in nodes.values())
+    sys.stdout.write(render(plan, figures, f"{_shown(LAUNCHER_CONFIG)} ({launcher})"))
+    return 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = _rate(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)

@@ -1,0 +1,45 @@
+"""Deployments that fail on purpose, for the ingress's error paths over real Serve."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from serve.filters import SearchFilter
+
+
+class FailingEncoder:
+    """A query encoder with a bug: every text fails."""
+
+    async def encode(self, text: str) -> np.ndarray:
+        raise RuntimeError(f"secret internals while encoding {text!r}")
+
+
+class FakeShard:
+    """A shard that answers with one fixed pin, after `delay_s`, or fails when `broken`."""
+
+    def __init__(self, shard: int, delay_s: float = 0.0, broken: bool = False) -> None:
+        self.shard, self.delay_s, self.broken = shard, delay_s, broken
+
+    def _answer(self) -> None:
+        if self.broken:
+            raise RuntimeError(f"shard {self.shard} is broken")
+        time.sleep(self.delay_s)
+
+    def search(
+        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None
+    ) -> list[list[dict[str, Any]]]:
+        self._answer()
+        hit = {"pin_id": f"from-{self.shard}", "score": 0.5, "title": "t", "board": "b"}
+        return [[hit] for _ in np.atleast_2d(vectors)]
+
+    def get(self, pin_id: str) -> dict[str, Any] | None:
+        self._answer()
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        if self.broken:
+            raise RuntimeError(f"shard {self.shard} is broken")
+        return {"shard": self.shard, "pins": 1}

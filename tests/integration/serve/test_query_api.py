@@ -1,0 +1,205 @@
+"""Filters, generations, API keys and limits over HTTP, on a real app with 60 pins.
+
+The pins are written to the embeddings log before the app starts: a replica takes
+traffic only once it has caught up, so the first answer already sees every pin.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import ray
+import requests
+
+from conf.config import PinstreamConfig
+from encoder.pin_text import pin_text
+from encoder.text_encoder import TextEncoder
+from serve.app import build_app
+from streams.embeddings_log import EmbeddingsLogWriter
+from streams.local_broker import LocalBroker
+from streams.synthetic import PinGenerator, SyntheticPin
+from tests.integration.conftest import unique_config
+from tests.integration.serve.conftest import deployed
+from tests.integration.serve.test_app import log_rows
+from tests.waiting import wait_until
+
+COUNT = 60
+KEY = "test-key-1"
+BODY_LIMIT = 32 * 1024
+
+
+@dataclass
+class Api:
+    url: str
+    cfg: PinstreamConfig
+    pins: list[SyntheticPin]
+    vectors: np.ndarray
+    encoder: TextEncoder
+
+    def post(self, body: dict, **headers: str) -> requests.Response:
+        return requests.post(
+            f"{self.url}/v1/search", json=body, headers=headers or {"x-api-key": KEY}, timeout=30
+        )
+
+    def get(self, path: str, params: dict | None = None, **headers: str) -> requests.Response:
+        return requests.get(
+            f"{self.url}{path}", params=params, headers=headers or {"x-api-key": KEY}, timeout=30
+        )
+
+    def exact(self, query: np.ndarray, k: int, passes) -> list[str]:
+        """The oracle: exact inner-product search over the pins that pass."""
+        keep = [i for i, p in enumerate(self.pins) if passes(p)]
+        order = np.argsort(-(self.vectors[keep] @ query), kind="stable")[:k]
+        return [self.pins[keep[j]].event.pin_id for j in order]
+
+
+@pytest.fixture(scope="module")
+def api(broker: LocalBroker, serve_url: str, text_encoder: TextEncoder) -> Iterator[Api]:
+    cfg = unique_config(broker.bootstrap)
+    cfg = cfg.with_value("serve.api_keys", [KEY]).with_value("serve.max_body_bytes", BODY_LIMIT)
+    pins = PinGenerator(seed=11, id_prefix="qa").pins(COUNT)
+    texts = [
+        pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
+    ]
+    vectors = text_encoder.encode(texts)
+    with EmbeddingsLogWriter(cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count) as w:
+        w.write(log_rows(cfg, pins, vectors, version=1))
+        w.flush()
+    with deployed(cfg, build_app(cfg), serve_url) as url:
+        yield Api(url, cfg, pins, vectors, text_encoder)
+
+
+def ids(response: requests.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [hit["pin_id"] for hit in response.json()["results"]]
+
+
+def test_replicas_serve_only_once_caught_up_with_the_log(api: Api) -> None:
+    health = requests.get(f"{api.url}/healthz", timeout=10)  # no key needed
+    assert health.status_code == 200
+    assert health.json()["pins"] == COUNT
+
+
+def test_board_and_exclusion_filters_equal_exact_search(api: Api) -> None:
+    board, _ = Counter(p.event.board for p in api.pins).most_common(1)[0]
+    on_board = [p for p in api.pins if p.event.board == board]
+    assert len(on_board) >= 3, "the seed should put several pins on one board"
+    excluded = [on_board[0].event.pin_id]
+    query = api.vectors[5]
+    body = {"vector": query.tolist(), "k": len(on_board), "boards": [board]}
+    found = ids(api.post(body | {"exclude_pin_ids": excluded}))
+    assert found == api.exact(
+        query, len(on_board), lambda p: p.event.board == board and p.event.pin_id not in excluded
+    )
+    assert len(found) == len(on_board) - 1  # every other pin of the board, however far
+
+
+def test_text_search_with_filters(api: Api) -> None:
+    boards = sorted({p.event.board for p in api.pins})[:2]
+    query = api.pins[3].event.title
+    found = ids(api.post({"text": query, "k": 5, "boards": boards}))
+    expected = api.exact(api.encoder.encode([query])[0], 5, lambda p: p.event.board in boards)
+    assert found == expected
+
+
+def test_related_takes_filters_in_the_query_string(api: Api) -> None:
+    pin = api.pins[2]
+    others = [p.event.board for p in api.pins if p.event.board != pin.event.board][:2]
+    params = {
+        "k": 4,
+        "boards": [pin.event.board, *others],
+        "exclude_pin_ids": [api.pins[9].event.pin_id],
+    }
+    found = ids(api.get(f"/v1/pins/{pin.event.pin_id}/related", params))
+
+    def passes(p: SyntheticPin) -> bool:
+        return p.event.board in params["boards"] and p.event.pin_id not in {
+            pin.event.pin_id,
+            api.pins[9].event.pin_id,
+        }
+
+    assert found == api.exact(api.vectors[2], 4, passes)
+
+
+def test_generation_is_checked(api: Api) -> None:
+    served = api.cfg.model.generation
+    assert api.post({"text": "sofa", "k": 1, "generation": served}).status_code == 200
+    response = api.post({"text": "sofa", "generation": "minilm-l6-v2-ft-7"})
+    assert response.status_code == 409
+    assert "one model generation exists today" in response.json()["detail"]
+    assert api.post({"text": "sofa", "generation": "../etc"}).status_code == 422
+
+
+def test_api_keys(api: Api) -> None:
+    body = {"text": "sofa", "k": 1}
+    no_key = requests.post(f"{api.url}/v1/search", json=body, timeout=30)
+    assert no_key.status_code == 401 and no_key.headers["www-authenticate"] == "Bearer"
+    assert api.post(body, authorization="Bearer wrong").status_code == 403
+    assert api.post(body, **{"x-api-key": "wrong"}).status_code == 403
+    assert api.post(body, authorization=f"Bearer {KEY}").status_code == 200
+    assert api.get(f"/v1/pins/{api.pins[0].event.pin_id}", **{"x-api-key": KEY}).status_code == 200
+    assert requests.get(f"{api.url}/v1/pins/x", timeout=10).status_code == 401
+    for open_path in ("/healthz", "/openapi.json", "/docs"):
+        assert requests.get(f"{api.url}{open_path}", timeout=10).status_code == 200, open_path
+
+
+def test_bodies_over_the_limit_get_413(api: Api) -> None:
+    too_many = {"text": "sofa", "exclude_pin_ids": [f"p{i:060d}" for i in range(600)]}
+    response = api.post(too_many)
+    assert response.status_code == 413
+    assert response.json() == {"detail": f"request body over {BODY_LIMIT} bytes"}
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts what arrives
+        yield b'{"text": "sofa", "exclude_pin_ids": ['
+        yield b",".join(b'"p%058d"' % i for i in range(600))
+        yield b"]}"
+
+    chunked = requests.post(
+        f"{api.url}/v1/search",
+        data=chunks(),
+        headers={"x-api-key": KEY, "content-type": "application/json"},
+        timeout=30,
+    )
+    assert chunked.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "sofa", "k": 1001},
+        {"vector": [0.1] * 385},
+        {"text": "sofa", "exclude_pin_ids": ["p"] * 1001},
+        {"text": "sofa", "boards": []},
+        {"text": "sofa", "bords": ["Den"]},
+    ],
+)
+def test_limits_and_unknown_fields_get_422(api: Api, body: dict) -> None:
+    response = api.post(body)
+    assert response.status_code == 422
+    assert "Traceback" not in response.text
+
+
+def test_metrics_reach_prometheus(api: Api) -> None:
+    """Ray's metrics agent exports them (prefixed `ray_`) within its report interval."""
+    assert api.post({"text": "sofa", "k": 3}).status_code == 200
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    wanted = {
+        "ray_pinstream_requests_total": ('endpoint="/v1/search"', 'status="200"'),
+        "ray_pinstream_requests_total{": ('status="401"',),
+        "ray_pinstream_request_latency_seconds_bucket": ('endpoint="/v1/search"',),
+        "ray_pinstream_shard_latency_seconds_bucket": ('method="search"', 'shard="1"'),
+        "ray_pinstream_encoder_batch_size_bucket": ('le="1.0"',),
+    }
+
+    def exported() -> bool:
+        lines = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines()
+        return all(
+            any(line.startswith(name) and all(tag in line for tag in tags) for line in lines)
+            for name, tags in wanted.items()
+        )
+
+    wait_until(exported, timeout_s=60, what="pinstream metrics in Prometheus")

@@ -1,0 +1,70 @@
+"""`pinstream plan` as the CLI wires it: one `add_plan_parser` call on its subparsers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from cluster.plan_command import add_plan_parser
+from conf.config import load_config
+from tests.unit.cluster.bench_files import write_all
+
+ISSUE_ARGS = [
+    "plan", "--pins", "10e9", "--qps", "2e6", "--ingest-rate", "20000",
+    "--dim", "384", "--index", "IVF65536,PQ32",
+]  # fmt: skip
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pinstream")
+    add_plan_parser(parser.add_subparsers(required=True, metavar="command"))
+    return parser.parse_args(argv)
+
+
+def test_issue_example_parses() -> None:
+    args = parse(ISSUE_ARGS)
+    assert (args.pins, args.qps, args.ingest_rate) == (10_000_000_000, 2e6, 20000.0)
+    assert (args.dim, args.index, args.results_dir) == (384, "IVF65536,PQ32", Path("bench/results"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--pins", "1.5"], ["--pins", "-3"], ["--qps", "nan"], ["--ingest-rate", "fast"]],
+)
+def test_bad_numbers_are_refused_by_the_parser(argv: list[str]) -> None:
+    base = {"--pins": "10", "--qps": "1", "--ingest-rate": "1"}
+    base.update(dict(zip(argv[::2], argv[1::2], strict=True)))
+    with pytest.raises(SystemExit):
+        parse(["plan", *[x for pair in base.items() for x in pair]])
+
+
+def test_run_prints_the_plan_and_cites_the_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_all(tmp_path)
+    args = parse([*ISSUE_ARGS, "--results-dir", str(tmp_path)])
+    assert args.run(load_config(), args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("pinstream capacity plan\n")
+    assert f"{tmp_path / 'serving.json'} (2026-05-09T07:35:25Z)" in out
+    assert "cpu-worker = r6i.16xlarge: 60 CPU, 448 GiB" in out
+
+
+def test_dim_defaults_to_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(
+        [
+            "plan",
+            "--pins",
+            "1e6",
+            "--qps",
+            "10",
+            "--ingest-rate",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+    assert args.run(load_config(), args) == 0
+    assert "dim 384, ip, index Flat" in capsys.readouterr().out

@@ -1,0 +1,67 @@
+"""The serve section: replica bounds, readiness, limits and API keys are checked at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conf import ConfigError, PinstreamConfig, load_config
+from conf.config import save_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_key_and_run_one_replica_per_shard() -> None:
+    serve = load_config().serve
+    assert serve.api_keys == ()
+    assert serve.max_body_bytes == 1024 * 1024
+    assert (serve.shard_min_replicas, serve.shard_max_replicas) == (1, 1)
+    assert serve.shard_target_ongoing_requests == 2
+
+
+def test_api_keys_load_as_a_tuple_and_never_show_in_repr(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "serve:\n  api_keys: [alpha-1, beta-2]\n"))
+    assert cfg.serve.api_keys == ("alpha-1", "beta-2")
+    assert "alpha-1" not in repr(cfg)
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("serve:\n  api_keys: key\n", r"serve\.api_keys: expected a list"),
+        ("serve:\n  api_keys: ['has space']\n", r"api_keys\[0\] must be non-empty"),
+        ("serve:\n  api_keys: ['a,b']\n", r"without spaces or commas"),
+        ("serve:\n  api_keys: ['']\n", r"api_keys\[0\]"),
+        ("serve:\n  max_body_bytes: 0\n", r"max_body_bytes must be > 0"),
+        (
+            "serve:\n  shard_min_replicas: 2\n  shard_max_replicas: 1\n",
+            r"shard_max_replicas \(1\) must be >= shard_min_replicas \(2\)",
+        ),
+        ("serve:\n  shard_min_replicas: 0\n", r"shard_min_replicas must be > 0"),
+        (
+            "serve:\n  shard_target_ongoing_requests: 32\n",
+            r"shard_target_ongoing_requests \(32.0\) must be <= shard_max_ongoing_requests",
+        ),
+        ("serve:\n  shard_ready_max_lag: -1\n", r"shard_ready_max_lag must be >= 0"),
+        ("serve:\n  shard_ready_timeout_s: 0\n", r"shard_ready_timeout_s must be > 0"),
+        ("serve:\n  encoder_num_gpus: -1\n", r"encoder_num_gpus must be >= 0"),
+        ("serve:\n  encoder_threads: -1\n", r"encoder_threads must be >= 0"),
+    ],
+)
+def test_bad_serve_values_are_refused_naming_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_with_value_sets_replica_bounds() -> None:
+    cfg = PinstreamConfig().with_value("serve.shard_max_replicas", 2)
+    assert cfg.serve.shard_max_replicas == 2

@@ -1,0 +1,51 @@
+"""The bound application: deployments, their replica options and the FastAPI ingress."""
+
+from __future__ import annotations
+
+from ray.serve._private.build_app import build_app as build_serve_app
+
+from conf.config import PinstreamConfig
+from serve.app import build_app, shard_scaling
+
+
+def config(**serve: object) -> PinstreamConfig:
+    cfg = PinstreamConfig().with_value("broker.bootstrap", "127.0.0.1:9092")
+    for key, value in serve.items():
+        cfg = cfg.with_value(f"serve.{key}", value)
+    return cfg
+
+
+def test_equal_bounds_give_a_fixed_replica_count() -> None:
+    assert shard_scaling(config(shard_max_replicas=2, shard_min_replicas=2).serve) == {
+        "num_replicas": 2
+    }
+
+
+def test_wider_bounds_give_serve_autoscaling() -> None:
+    settings = config(
+        shard_max_replicas=3, shard_target_ongoing_requests=4, shard_upscale_delay_s=1
+    ).serve
+    options = shard_scaling(settings)
+    assert options["num_replicas"] == "auto"
+    assert options["autoscaling_config"] | {} == {
+        "min_replicas": 1,
+        "max_replicas": 3,
+        "target_ongoing_requests": 4.0,
+        "upscale_delay_s": 1.0,
+        "downscale_delay_s": settings.shard_downscale_delay_s,
+        "look_back_period_s": settings.shard_look_back_period_s,
+        "metrics_interval_s": settings.shard_metrics_interval_s,
+    }
+
+
+def test_the_app_has_one_fastapi_ingress_and_a_deployment_per_shard() -> None:
+    built = build_serve_app(build_app(config(shard_max_replicas=2)), name="t")
+    built.validate_single_fastapi_ingress()
+    assert built.ingress_deployment_name == "ingress"
+    by_name = {d.name: d for d in built.deployments}
+    assert sorted(by_name) == ["ingress", "query-encoder", "shard-0", "shard-1"]
+    shard = by_name["shard-0"]
+    assert shard._deployment_config.autoscaling_config.max_replicas == 2
+    assert shard.max_ongoing_requests == 16
+    assert by_name["query-encoder"].max_ongoing_requests == 64  # fills two 32-text batches
+    assert by_name["ingress"].max_ongoing_requests == 256

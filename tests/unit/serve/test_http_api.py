@@ -1,0 +1,350 @@
+"""The HTTP API over in-process fakes of the encoder and shard deployments (no Ray, no broker).
+
+The same behaviours run over real Serve in tests/integration/serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+
+from conf.config import PinstreamConfig
+from serve.auth import API_KEYS_ENV
+from serve.filters import SearchFilter, search_state
+from serve.http_api import create_api
+from serve.ingress import Ingress
+from shards.routing import shard_of
+from shards.shard_index import ShardConfig
+from shards.shard_state import ShardState
+
+DIM = 16
+SHARDS = 2
+PINS = [f"pin-{i:03d}" for i in range(60)]
+BOARDS = {pin: ("Kitchen", "Den", "Porch")[i % 3] for i, pin in enumerate(PINS)}
+GENERATION = PinstreamConfig().model.generation
+
+
+def unit(values: np.ndarray) -> np.ndarray:
+    return (values / np.linalg.norm(values, axis=-1, keepdims=True)).astype(np.float32)
+
+
+VECTORS = unit(np.random.default_rng(5).standard_normal((len(PINS), DIM)))
+
+
+class FakeMethod:
+    """What `handle.method` is: `.remote(*args)` gives something to await."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+
+    def remote(self, *args: Any) -> Any:
+        async def call() -> Any:
+            result = self.function(*args)
+            return await result if asyncio.iscoroutine(result) else result
+
+        return call()
+
+
+class FakeHandle:
+    def __init__(self, target: object) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> FakeMethod:
+        return FakeMethod(getattr(self.target, name))
+
+
+class FakeShard:
+    """A shard replica without its log: the same state and search as ShardReplica."""
+
+    def __init__(self, shard: int, delay_s: float = 0.0) -> None:
+        self.shard, self.delay_s = shard, delay_s
+        self.state = ShardState(ShardConfig(dim=DIM))
+        mine = [i for i, pin in enumerate(PINS) if shard_of(pin, SHARDS) == shard]
+        self.state.apply_rows(
+            pa.table(
+                {
+                    "pin_id": [PINS[i] for i in mine],
+                    "op": ["upsert"] * len(mine),
+                    "version": [1] * len(mine),
+                    "vector": pa.FixedSizeListArray.from_arrays(
+                        pa.array(VECTORS[mine].reshape(-1)), DIM
+                    ),
+                    "title": [f"title {PINS[i]}" for i in mine],
+                    "board": [BOARDS[PINS[i]] for i in mine],
+                }
+            )
+        )
+
+    async def search(self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None) -> Any:
+        await asyncio.sleep(self.delay_s)
+        return search_state(self.state, vectors, k, keep)
+
+    def get(self, pin_id: str) -> dict[str, Any] | None:
+        return self.state.get(pin_id)
+
+    def stats(self) -> dict[str, Any]:
+        return {"shard": self.shard, "pins": len(self.state)}
+
+
+class FakeEncoder:
+    """Text 'like pin-007' encodes to pin-007's vector; 'boom' fails like a bug would."""
+
+    def encode(self, text: str) -> np.ndarray:
+        if text == "boom":
+            raise RuntimeError("secret internals")
+        return VECTORS[PINS.index(text.removeprefix("like "))]
+
+
+class RecordingMetric:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+
+    def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None:
+        self.calls.append(tags or {})
+
+    def observe(self, value: float, tags: dict[str, str] | None = None) -> None:
+        self.calls.append(tags or {})
+
+
+def make_ingress(
+    keys: tuple[str, ...] = (), slow_shard: int | None = None, max_body_bytes: int = 1 << 20
+) -> Ingress:
+    cfg = PinstreamConfig()
+    for key, value in {
+        "shards.dim": DIM,
+        "shards.count": SHARDS,
+        "broker.bootstrap": "127.0.0.1:9092",
+        "serve.shard_timeout_s": 0.2,
+        "serve.api_keys": list(keys),
+        "serve.max_body_bytes": max_body_bytes,
+    }.items():
+        cfg = cfg.with_value(key, value)
+    shards = [
+        FakeHandle(FakeShard(s, delay_s=2.0 if s == slow_shard else 0.0)) for s in range(SHARDS)
+    ]
+    ingress = Ingress(cfg, FakeHandle(FakeEncoder()), shards)  # type: ignore[arg-type]
+    for name in ("requests", "latency", "shard_latency", "shard_failures", "partial_results"):
+        setattr(ingress.metrics, name, RecordingMetric())
+    return ingress
+
+
+def make_client(**options: Any) -> TestClient:
+    return client_of(make_ingress(**options))
+
+
+def client_of(ingress: Ingress) -> TestClient:
+    return TestClient(create_api(ingress), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with make_client() as running:
+        yield running
+
+
+def exact(query: np.ndarray, k: int, keep: Callable[[str], bool]) -> list[str]:
+    passing = [i for i, pin in enumerate(PINS) if keep(pin)]
+    order = np.argsort(-(VECTORS[passing] @ query), kind="stable")[:k]
+    return [PINS[passing[j]] for j in order]
+
+
+def ids(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [hit["pin_id"] for hit in response.json()["results"]]
+
+
+def test_vector_search_with_filters_equals_exact_search_over_the_passing_pins(
+    client: TestClient,
+) -> None:
+    query = VECTORS[7]
+    excluded = exact(query, 5, lambda pin: BOARDS[pin] == "Kitchen")
+    body = {
+        "vector": query.tolist(),
+        "k": 12,
+        "boards": ["Kitchen"],
+        "exclude_pin_ids": excluded,
+    }
+    found = ids(client.post("/v1/search", json=body))
+    assert found == exact(query, 12, lambda p: BOARDS[p] == "Kitchen" and p not in excluded)
+    assert len(found) == 12  # 20 Kitchen pins, 5 excluded: k still reached
+
+
+def test_filters_leave_fewer_than_k_only_when_fewer_pass(client: TestClient) -> None:
+    body = {"text": "like pin-001", "k": 50, "boards": ["Den", "Porch"], "exclude_pin_ids": []}
+    found = ids(client.post("/v1/search", json=body))
+    assert len(found) == 40 and {BOARDS[pin] for pin in found} == {"Den", "Porch"}
+    assert ids(client.post("/v1/search", json={"text": "like pin-001", "boards": ["Attic"]})) == []
+
+
+def test_related_excludes_the_pin_and_takes_filters_as_repeated_parameters(
+    client: TestClient,
+) -> None:
+    params = {"k": 8, "boards": ["Den", "Porch"], "exclude_pin_ids": ["pin-004", "pin-005"]}
+    found = ids(client.get("/v1/pins/pin-001/related", params=params))
+
+    def passes(pin: str) -> bool:
+        return BOARDS[pin] in {"Den", "Porch"} and pin not in {"pin-001", "pin-004", "pin-005"}
+
+    assert found == exact(VECTORS[1], 8, passes)
+
+
+def test_a_generation_that_is_served_is_accepted(client: TestClient) -> None:
+    body = {"text": "like pin-002", "k": 1, "generation": GENERATION}
+    assert ids(client.post("/v1/search", json=body)) == ["pin-002"]
+
+
+def test_another_generation_gets_409_saying_only_one_is_served(client: TestClient) -> None:
+    for response in (
+        client.post("/v1/search", json={"text": "like pin-002", "generation": "minilm-v9"}),
+        client.get("/v1/pins/pin-001/related", params={"generation": "minilm-v9"}),
+    ):
+        assert response.status_code == 409
+        assert "'minilm-v9' is not served" in response.json()["detail"]
+        assert "one model generation exists today" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "x", "boards": []}, "boards"),
+        ({"text": "x", "boards": ["x" * 201]}, "boards"),
+        ({"text": "x", "exclude_pin_ids": ["x" * 65]}, "exclude_pin_ids"),
+        ({"text": "x", "exclude_pin_ids": ["p"] * 1001}, "exclude_pin_ids"),
+        ({"text": "x", "generation": "no spaces please"}, "generation"),
+        ({"text": "x", "board": ["Den"]}, "board"),  # a misspelt filter is not ignored
+        ({"vector": [0.1] * (DIM + 1)}, "vector"),
+    ],
+)
+def test_bad_filters_get_422(client: TestClient, body: dict[str, Any], field: str) -> None:
+    response = client.post("/v1/search", json=body)
+    assert response.status_code == 422
+    assert field in response.text
+
+
+def test_bad_related_query_gets_422(client: TestClient) -> None:
+    assert client.get("/v1/pins/pin-001/related", params={"k": 1001}).status_code == 422
+    assert client.get("/v1/pins/pin-001/related", params={"nope": 1}).status_code == 422
+
+
+def test_an_unexpected_error_gets_500_with_a_request_id_and_no_internals(
+    client: TestClient,
+) -> None:
+    response = client.post("/v1/search", json={"text": "boom"}, headers={"x-request-id": "r-42"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error", "request_id": "r-42"}
+    assert "secret internals" not in response.text and "Traceback" not in response.text
+
+
+def test_a_slow_shard_gives_a_partial_answer_naming_it() -> None:
+    ingress = make_ingress(slow_shard=1)
+    with client_of(ingress) as client:
+        response = client.post("/v1/search", json={"text": "like pin-003", "k": 5})
+        body = response.json()
+        assert response.status_code == 200
+        assert body["partial"] is True and body["missing_shards"] == [1]
+        assert all(shard_of(hit["pin_id"], SHARDS) == 0 for hit in body["results"])
+        assert client.get("/healthz").status_code == 200  # only its searches are slow
+    assert ingress.metrics.partial_results.calls == [{"endpoint": "/v1/search"}]
+    assert {"shard": "1", "method": "search", "reason": "timeout"} in (
+        ingress.metrics.shard_failures.calls
+    )
+
+
+def test_requests_are_counted_by_route_template_and_status() -> None:
+    ingress = make_ingress(keys=("k1",))
+    with client_of(ingress) as client:
+        client.get("/v1/pins/pin-001", headers={"x-api-key": "k1"})
+        client.get("/v1/pins/pin-002", headers={"x-api-key": "k1"})
+        client.get("/v1/pins/pin-002")
+        client.get("/nowhere")
+    counted = Counter((tags["endpoint"], tags["status"]) for tags in ingress.metrics.requests.calls)
+    assert counted == {
+        ("/v1/pins/{pin_id}", "200"): 2,
+        ("/v1/pins/{pin_id}", "401"): 1,
+        ("unmatched", "404"): 1,
+    }
+    assert len(ingress.metrics.latency.calls) == 4
+    assert {"shard": str(shard_of("pin-001", SHARDS)), "method": "get"} in (
+        ingress.metrics.shard_latency.calls
+    )
+
+
+class TestApiKeys:
+    @pytest.fixture(scope="class")
+    def client(self) -> Iterator[TestClient]:
+        with make_client(keys=("key-one", "key-two")) as running:
+            yield running
+
+    def test_no_key_gets_401_with_a_challenge(self, client: TestClient) -> None:
+        response = client.post("/v1/search", json={"text": "like pin-001"})
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "API key is required" in response.json()["detail"]
+
+    def test_a_wrong_key_gets_403(self, client: TestClient) -> None:
+        for headers in ({"authorization": "Bearer nope"}, {"x-api-key": "key-one-"}):
+            response = client.get("/v1/pins/pin-001", headers=headers)
+            assert response.status_code == 403, headers
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"authorization": "Bearer key-one"},
+            {"Authorization": "bearer key-two"},
+            {"X-API-Key": "key-two"},
+        ],
+    )
+    def test_a_known_key_in_either_header_is_accepted(
+        self, client: TestClient, headers: dict[str, str]
+    ) -> None:
+        assert client.get("/v1/pins/pin-001", headers=headers).status_code == 200
+
+    def test_health_and_docs_stay_open(self, client: TestClient) -> None:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/docs").status_code == 200
+
+    def test_auth_comes_before_the_body_is_read(self, client: TestClient) -> None:
+        response = client.post("/v1/search", content=b"{not json")
+        assert response.status_code == 401
+
+
+def test_keys_from_the_environment_are_added(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(API_KEYS_ENV, " env-key , ,other")
+    with make_client(keys=("cfg-key",)) as client:
+        for key in ("cfg-key", "env-key", "other"):
+            assert client.get("/v1/pins/pin-001", headers={"x-api-key": key}).status_code == 200
+
+
+class TestBodyLimit:
+    @pytest.fixture(scope="class")
+    def client(self) -> Iterator[TestClient]:
+        with make_client(max_body_bytes=2000) as running:
+            yield running
+
+    def test_a_declared_length_over_the_limit_gets_413(self, client: TestClient) -> None:
+        response = client.post("/v1/search", json={"text": "x" * 1990})
+        assert response.status_code == 413
+        assert response.json() == {"detail": "request body over 2000 bytes"}
+
+    def test_a_chunked_body_over_the_limit_gets_413(self, client: TestClient) -> None:
+        def chunks() -> Iterator[bytes]:
+            yield b'{"text": "'
+            for _ in range(30):
+                yield b"x" * 100
+            yield b'"}'
+
+        response = client.post(
+            "/v1/search", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+
+    def test_a_body_under_the_limit_passes(self, client: TestClient) -> None:
+        assert ids(client.post("/v1/search", json={"text": "like pin-009", "k": 1})) == ["pin-009"]

@@ -43,6 +43,7 @@ test: lint
 # Speed and memory live here, not in timed tests: JSON results under bench/results/.
 bench: venv
 	$(BIN)/python -m bench.ingest_bench
+	$(BIN)/python -m bench.serving_bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("text")
     query.add_argument("-k", type=int, default=10)
     query.add_argument("--url", default=None, help="API base URL (default: the running stack's)")
+    query.add_argument(
+        "--api-key",
+        default=os.environ.get("PINSTREAM_API_KEY"),
+        help="(default: $PINSTREAM_API_KEY)",
+    )
     query.set_defaults(run=run_query)
 
     ingest = commands.add_parser(
@@ -176,7 +182,10 @@ def run_produce(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 
 def run_query(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     url = args.url or _running_state(cfg)["url"]
-    response = requests.post(f"{url}/v1/search", json={"text": args.text, "k": args.k}, timeout=30)
+    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    response = requests.post(
+        f"{url}/v1/search", json={"text": args.text, "k": args.k}, headers=headers, timeout=30
+    )
     if response.status_code != 200:
         print(f"pinstream: {response.status_code} {response.text}", file=sys.stderr)
         return 1

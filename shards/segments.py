@@ -7,6 +7,8 @@ filter dead positions inside FAISS through an IDSelectorBitmap, and compaction d
 
 from __future__ import annotations
 
+from typing import Any
+
 import faiss
 import numpy as np
 
@@ -87,7 +89,9 @@ class SealedSegment:
         self.n_dead = int(self.dead.sum())
         self._order = np.argsort(ids, kind="stable")
         self._sorted_ids = ids[self._order]
-        self._live_bits: np.ndarray | None = None
+        # Search parameters by (exhaustive, nprobe, ef_search), with the objects they point
+        # to (selector, packed live bits); rebuilt after positions die.
+        self._params: dict[tuple[bool, int, int], tuple[faiss.SearchParameters, list[object]]] = {}
 
     @classmethod
     def build(
@@ -124,7 +128,7 @@ class SealedSegment:
         if positions.size:
             self.dead[positions] = True
             self.n_dead = int(self.dead.sum())
-            self._live_bits = None
+            self._params.clear()
 
     def vectors_at(self, positions: np.ndarray) -> np.ndarray:
         """The stored vectors at positions, exact (raw copies for lossy indexes)."""
@@ -150,12 +154,14 @@ class SealedSegment:
         """
         want = min(k, self.n_live)
         scores, labels = self._search(queries, want, config, exhaustive=False)
-        short = (labels >= 0).sum(axis=1) < want
+        # Results come best first, so a row is short exactly when its last slot is empty.
+        short = labels[:, want - 1] < 0
         if short.any():
             scores[short], labels[short] = self._search(
                 queries[short], want, config, exhaustive=True
             )
-        keys = np.where(labels >= 0, self.ids[np.maximum(labels, 0)], -1)
+        keys = self.ids[labels]
+        keys[labels < 0] = -1
         return scores, keys
 
     def _search(
@@ -163,13 +169,9 @@ class SealedSegment:
     ) -> tuple[np.ndarray, np.ndarray]:
         rerank = self.raw is not None and config.rerank_factor > 0
         fetch = min(want * config.rerank_factor, self.n_live) if rerank else want
-        selector = None
-        if self.n_dead:
-            selector = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(self._bits()))
-        params, _keep_alive = search_params(
-            self.index, selector, config.nprobe, config.ef_search, exhaustive=exhaustive
+        scores, labels = self.index.search(
+            queries, fetch, params=self._search_params(config, exhaustive)
         )
-        scores, labels = self.index.search(queries, fetch, params=params)
         if rerank:
             return self._rerank(queries, labels, want, config.metric)
         return scores, labels
@@ -180,23 +182,35 @@ class SealedSegment:
         """Rescore candidates exactly from the raw vectors and keep the best `want`."""
         assert self.raw is not None
         m, fetch = labels.shape
-        found = labels >= 0
-        candidates = self.raw.take(np.maximum(labels, 0).ravel()).reshape(m, fetch, -1)
-        if metric == "ip":
-            exact = np.einsum("md,mfd->mf", queries, candidates)
-            exact[~found] = -np.inf
-            order = np.argsort(-exact, axis=1, kind="stable")[:, :want]
-        else:
-            exact = ((candidates - queries[:, None, :]) ** 2).sum(axis=2)
-            exact[~found] = np.inf
-            order = np.argsort(exact, axis=1, kind="stable")[:, :want]
-        return (
-            np.take_along_axis(exact, order, axis=1).astype(np.float32),
-            np.take_along_axis(labels, order, axis=1),
+        exact = np.empty((m, fetch), dtype=np.float32)
+        # The kernels IndexRefineFlat uses; they score missing labels (-1) as worst.
+        kernel: Any = (
+            faiss.fvec_inner_products_by_idx  # type: ignore[attr-defined]  # not in the stubs
+            if metric == "ip"
+            else faiss.fvec_L2sqr_by_idx  # type: ignore[attr-defined]
         )
+        kernel(
+            faiss.swig_ptr(exact),
+            faiss.swig_ptr(queries),
+            faiss.swig_ptr(self.raw.array),
+            faiss.swig_ptr(labels),
+            queries.shape[1],
+            m,
+            fetch,
+        )
+        order = np.argsort(-exact if metric == "ip" else exact, axis=1, kind="stable")[:, :want]
+        return np.take_along_axis(exact, order, axis=1), np.take_along_axis(labels, order, axis=1)
 
-    def _bits(self) -> np.ndarray:
-        """The live mask packed for IDSelectorBitmap (bit i of byte i // 8, little-endian)."""
-        if self._live_bits is None:
-            self._live_bits = np.packbits(~self.dead, bitorder="little")
-        return self._live_bits
+    def _search_params(self, config: ShardConfig, exhaustive: bool) -> faiss.SearchParameters:
+        key = (exhaustive, config.nprobe, config.ef_search)
+        if key not in self._params:
+            selector, live_bits = None, None
+            if self.n_dead:
+                # Bit i of byte i // 8, little-endian: the layout IDSelectorBitmap reads.
+                live_bits = np.packbits(~self.dead, bitorder="little")
+                selector = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(live_bits))
+            params, keep = search_params(
+                self.index, selector, config.nprobe, config.ef_search, exhaustive=exhaustive
+            )
+            self._params[key] = (params, [*keep, live_bits])
+        return self._params[key][0]

@@ -191,10 +191,15 @@ class ShardIndex:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
-        """Let queued seals and compactions finish, then stop the background worker."""
-        with self._lock:
-            worker, self._worker = self._worker, None
-        if worker is not None:
+        """Let queued seals and compactions finish, then stop the background worker.
+
+        The index stays usable; a later write or seal starts a worker again.
+        """
+        while True:  # a finishing seal may queue a compaction on a fresh worker
+            with self._lock:
+                worker, self._worker = self._worker, None
+            if worker is None:
+                return
             worker.shutdown(wait=True)
 
     def stats(self) -> dict[str, Any]:
@@ -225,7 +230,7 @@ class ShardIndex:
         log_offsets: per embeddings-log partition, the next offset this state does not cover.
         None keeps the offsets this index was loaded with (replaying more log is harmless).
         """
-        return save_image(uri, self._image(log_offsets))
+        return save_image(uri, self.image(log_offsets))
 
     @classmethod
     def load(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> ShardIndex:
@@ -251,10 +256,10 @@ class ShardIndex:
         return index
 
     def image(self, log_offsets: dict[int, int] | None = None) -> ShardImage:
-        """A consistent copy of this shard's state (what save writes)."""
-        return self._image(log_offsets)
+        """A consistent copy of this shard's state (what save writes).
 
-    def _image(self, log_offsets: dict[int, int] | None) -> ShardImage:
+        log_offsets, when given, become this index's offsets (see save).
+        """
         offsets = None if log_offsets is None else _check_offsets(log_offsets)
         with self._lock:
             if offsets is not None:
@@ -418,22 +423,28 @@ class ShardIndex:
     def _merge(
         self, parts: list[tuple[np.ndarray, np.ndarray]], m: int, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of per-segment results (ids are unique across segments)."""
-        scores = np.full((m, k), self._pad_score, dtype=np.float32)
-        ids = np.full((m, k), -1, dtype=np.int64)
+        """Top-k of per-segment results (ids are unique across segments), padded to k."""
         if not parts:
-            return scores, ids
-        all_scores = np.concatenate([p[0] for p in parts], axis=1).astype(np.float32, copy=False)
-        all_ids = np.concatenate([p[1] for p in parts], axis=1)
-        all_scores[all_ids < 0] = self._pad_score
+            return (
+                np.full((m, k), self._pad_score, dtype=np.float32),
+                np.full((m, k), -1, dtype=np.int64),
+            )
+        if len(parts) == 1:
+            scores, ids = parts[0]
+        else:
+            scores = np.concatenate([p[0] for p in parts], axis=1)
+            ids = np.concatenate([p[1] for p in parts], axis=1)
+        scores = scores.astype(np.float32, copy=False)
+        scores[ids < 0] = self._pad_score
         if len(parts) > 1:
-            ranking = -all_scores if self._config.metric == "ip" else all_scores
+            ranking = -scores if self._config.metric == "ip" else scores
             order = np.argsort(ranking, axis=1, kind="stable")[:, :k]
-            all_scores = np.take_along_axis(all_scores, order, axis=1)
-            all_ids = np.take_along_axis(all_ids, order, axis=1)
-        width = min(k, all_ids.shape[1])
-        scores[:, :width] = all_scores[:, :width]
-        ids[:, :width] = all_ids[:, :width]
+            scores = np.take_along_axis(scores, order, axis=1)
+            ids = np.take_along_axis(ids, order, axis=1)
+        if ids.shape[1] < k:
+            missing = k - ids.shape[1]
+            scores = np.pad(scores, ((0, 0), (0, missing)), constant_values=self._pad_score)
+            ids = np.pad(ids, ((0, 0), (0, missing)), constant_values=-1)
         return scores, ids
 
     def _stamp(self, versions: np.ndarray | None, n: int) -> np.ndarray:

@@ -112,6 +112,8 @@ def publish_snapshot(root: str, files: Mapping[str, bytes | Path], meta: Mapping
         numbers = [int(match[1]) for match in matches if match]
         name = f"snapshot-{max(numbers, default=0) + 1:06d}"
         directory = f"{root_path}/{name}"
+        if fs.get_file_info(directory).type != pafs.FileType.NotFound:
+            raise SnapshotError(f"{_child(root, name)} already exists: is another writer running?")
         fs.create_dir(directory, recursive=True)
         entries = {}
         for file_name, source in files.items():
@@ -163,7 +165,7 @@ def first_good(root: str, load: Callable[[Snapshot], T]) -> T:
     for uri in list_snapshots(root):
         try:
             return load(open_snapshot(uri))
-        except CorruptSnapshot as exc:
+        except (CorruptSnapshot, SnapshotNotFound) as exc:  # not found: pruned meanwhile
             log.warning("snapshot refused, trying an older one: %s", exc)
             refused.append(str(exc))
     detail = f"; refused: {' | '.join(refused)}" if refused else ""

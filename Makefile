@@ -44,6 +44,7 @@ test: lint
 bench: venv
 	$(BIN)/python -m bench.ingest_bench
 	$(BIN)/python -m bench.serving_bench
+	$(BIN)/python -m bench.shards_bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -425,8 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     output = {
         "schema": SCHEMA,
         "benchmark": "shards",
-        "command": "python -m bench.shards_bench "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(
+            ["python -m bench.shards_bench", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": info,
         "data": {

@@ -46,7 +46,7 @@ class TopicsConfig:
     """Topic names and partitioning; the embeddings log has one partition per shard."""
 
     pins: str = "pins"
-    pins_partitions: int = 4
+    pins_partitions: int = 2
     dlq: str = "pins.dlq"
     embeddings: str = "pin-embeddings"
     replication_factor: int = 1
@@ -101,7 +101,7 @@ class IngestConfig:
     consumer_group: str = "pinstream-ingest"
     max_poll_records: int = 64
     poll_timeout_ms: int = 100
-    linger_ms: int = 100
+    linger_ms: int = 250
     commit_interval_ms: int = 200
     embedders_min: int = 1
     embedders_max: int = 1

@@ -68,7 +68,14 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         linger_ms=cfg.ingest.linger_ms,
     )
     reader_cpus = cfg.ingest.reader_num_cpus
-    dataset = ray.data.read_datasource(source, num_cpus=reader_cpus)
+    # One never-ending read task per partition, all running at once: without the
+    # override Ray Data splits every block to reach its default parallelism (one poll
+    # becomes dozens of blocks), and without `concurrency` it may start fewer tasks
+    # than partitions, starving the rest.
+    partitions = len(start_offsets)
+    dataset = ray.data.read_datasource(
+        source, num_cpus=reader_cpus, override_num_blocks=partitions, concurrency=partitions
+    )
     # One long-lived actor: a task per poll batch would start a worker process per poll.
     dataset = dataset.map_batches(
         ParseEvents,

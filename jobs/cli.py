@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -101,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(run=run_status)
 
     add_plan_parser(commands)
+
+    for name, what in (("seal", "seal the growing segment"), ("compact", "seal, merge, drop dead")):
+        snapshot = commands.add_parser(name, help=f"{what} of a shard snapshot; publish a new one")
+        snapshot.add_argument("--uri", required=True, help="snapshot root (path, s3://, gs://)")
+        snapshot.add_argument("--keep", type=int, default=3, help="snapshots kept after publishing")
+        snapshot.set_defaults(run=run_snapshot_job, job=name)
 
     demo = commands.add_parser(
         "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"
@@ -227,6 +234,14 @@ def run_status(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         "  (lag comes from the broker's high watermark; the local broker's lags, so it undercounts)"
     )
     return 0 if health.status_code == 200 else 1
+
+
+def run_snapshot_job(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
+    from shards.compaction import compact_snapshot, seal_snapshot
+
+    job = seal_snapshot if args.job == "seal" else compact_snapshot
+    print(json.dumps(job(args.uri, keep=args.keep), indent=2, default=str))
+    return 0
 
 
 def run_demo(cfg: PinstreamConfig, args: argparse.Namespace) -> int:

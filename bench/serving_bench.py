@@ -412,10 +412,10 @@ def main() -> None:
     result = {
         "schema": SCHEMA,
         "benchmark": "serving",
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python -m bench.serving_bench "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "gpu": None},
         "conditions": {
             "pins": args.pins,
             "shards": cfg.shards.count,

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
+    if not args.verbose:
+        # Ray's own INFO lines (executions starting, Serve apps ready) drown the output.
+        for name in ("ray", "ray.data", "ray.serve", "kafka"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         cfg = load_config(args.config)
         return int(args.run(cfg, args))
@@ -140,8 +144,22 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _running_state(cfg: PinstreamConfig) -> dict:
     state = read_state(cfg)
+    if state is not None and not _process_alive(int(state.get("pid", 0))):
+        state = None  # left behind by a stack that was killed
     if state is None:
         raise PinstreamError(
             "no local stack is running (start one with `pinstream up`), or pass the address"

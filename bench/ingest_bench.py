@@ -37,17 +37,12 @@ from streams.synthetic import PinGenerator
 
 
 def fresh_config(bootstrap: str, port: int = 0) -> PinstreamConfig:
-    tag = uuid.uuid4().hex[:8]
-    cfg = load_config().with_value("serve.port", port)
-    for key, value in {
-        "broker.bootstrap": bootstrap,
-        "topics.pins": f"bench-{tag}",
-        "topics.dlq": f"bench-{tag}.dlq",
-        "topics.embeddings": f"bench-emb-{tag}",
-        "ingest.consumer_group": f"bench-{tag}",
-        "serve.app_name": f"bench-{tag}",
-    }.items():
-        cfg = cfg.with_value(key, value)
+    cfg = (
+        load_config()
+        .with_value("serve.port", port)
+        .with_value("broker.bootstrap", bootstrap)
+        .namespaced(f"bench-{uuid.uuid4().hex[:8]}")
+    )
     create_topics(cfg)
     return cfg
 

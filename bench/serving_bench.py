@@ -46,7 +46,7 @@ from serve.filters import search_state
 from shards.routing import shard_of
 from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
-from streams.embeddings_log import EmbeddingsLogWriter, log_schema
+from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.local_broker import LocalBroker, free_loopback_port
 from streams.synthetic import PinGenerator
 
@@ -226,21 +226,7 @@ def random_unit(n: int, dim: int, seed: int) -> np.ndarray:
 
 def pin_rows(cfg: PinstreamConfig, count: int, vectors: np.ndarray) -> pa.Table:
     pins = PinGenerator(seed=13, id_prefix="bench").pins(count)
-    return pa.table(
-        {
-            "pin_id": [p.event.pin_id for p in pins],
-            "op": ["upsert"] * count,
-            "version": [1] * count,
-            "generation": [cfg.model.generation] * count,
-            "vector": pa.FixedSizeListArray.from_arrays(
-                pa.array(vectors.reshape(-1)), cfg.shards.dim
-            ),
-            "title": [p.event.title for p in pins],
-            "board": [p.event.board for p in pins],
-            "event_time": [p.event.event_time for p in pins],
-        },
-        schema=log_schema(cfg.shards.dim),
-    )
+    return upsert_rows([p.event for p in pins], vectors, 1, cfg.model.generation)
 
 
 def shard_states(cfg: PinstreamConfig, rows: pa.Table) -> list[ShardState]:
@@ -319,16 +305,11 @@ class Workload:
 
 def bench_config(bootstrap: str) -> PinstreamConfig:
     """The embedded default on `bootstrap`, with topics and an app of its own."""
-    tag = uuid.uuid4().hex[:8]
-    cfg = load_config()
-    for key, value in {
-        "broker.bootstrap": bootstrap,
-        "topics.pins": f"bench-{tag}",
-        "topics.dlq": f"bench-{tag}.dlq",
-        "topics.embeddings": f"bench-emb-{tag}",
-        "serve.app_name": f"serving-{tag}",
-    }.items():
-        cfg = cfg.with_value(key, value)
+    cfg = (
+        load_config()
+        .with_value("broker.bootstrap", bootstrap)
+        .namespaced(f"serving-{uuid.uuid4().hex[:8]}")
+    )
     create_topics(cfg)
     return cfg
 

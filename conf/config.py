@@ -243,6 +243,20 @@ class PinstreamConfig:
         """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""
         return replace_path(self, dotted, value)
 
+    def namespaced(self, tag: str) -> PinstreamConfig:
+        """A copy whose topics, consumer group and Serve app carry `tag`, so that several
+        runs (tests, benchmarks) share one broker and one Ray without meeting."""
+        cfg: PinstreamConfig = self
+        for key, value in {
+            "topics.pins": f"{self.topics.pins}-{tag}",
+            "topics.dlq": f"{self.topics.pins}-{tag}.dlq",
+            "topics.embeddings": f"{self.topics.embeddings}-{tag}",
+            "ingest.consumer_group": f"{self.ingest.consumer_group}-{tag}",
+            "serve.app_name": f"{self.serve.app_name}-{tag}",
+        }.items():
+            cfg = cfg.with_value(key, value)
+        return cfg
+
 
 def save_config(cfg: PinstreamConfig, path: str | Path) -> None:
     """Write `cfg` as YAML that `load_config` reads back to an equal config."""

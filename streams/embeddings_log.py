@@ -8,10 +8,13 @@ event_time. A replica rebuilds its shard from this log alone.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from shards.routing import shard_of
+from streams.events import PinEvent
 from streams.kafka_io import LazyProducer
 
 ROWS_PER_MESSAGE = 256
@@ -32,6 +35,30 @@ def log_schema(dim: int) -> pa.Schema:
             ("board", pa.string()),
             ("event_time", pa.int64()),
         ]
+    )
+
+
+def upsert_rows(
+    events: Sequence[PinEvent], vectors: np.ndarray, version: int, generation: str
+) -> pa.Table:
+    """Log rows upserting `events` with their `vectors`, all at one version (tests, benches)."""
+    n, dim = vectors.shape
+    if n != len(events):
+        raise ValueError(f"{len(events)} events but {n} vectors")
+    return pa.table(
+        {
+            "pin_id": [e.pin_id for e in events],
+            "op": ["upsert"] * n,
+            "version": [version] * n,
+            "generation": [generation] * n,
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)), dim
+            ),
+            "title": [e.title for e in events],
+            "board": [e.board for e in events],
+            "event_time": [e.event_time for e in events],
+        },
+        schema=log_schema(dim),
     )
 
 

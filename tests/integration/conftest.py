@@ -10,7 +10,7 @@ import ray
 from ray import serve
 
 from conf.config import PinstreamConfig, load_config
-from streams.kafka_io import ensure_topics
+from jobs.stack import create_topics
 from streams.local_broker import LocalBroker, free_loopback_port
 
 
@@ -31,23 +31,14 @@ def ray_session() -> Iterator[None]:
 
 def unique_config(bootstrap: str, shards: int = 2, partitions: int = 3) -> PinstreamConfig:
     """The embedded default on `bootstrap`, with topics and group that no other test uses."""
-    tag = uuid.uuid4().hex[:8]
-    cfg = load_config()
-    for key, value in {
-        "broker.bootstrap": bootstrap,
-        "topics.pins": f"pins-{tag}",
-        "topics.dlq": f"pins-{tag}.dlq",
-        "topics.embeddings": f"pin-embeddings-{tag}",
-        "topics.pins_partitions": partitions,
-        "shards.count": shards,
-        "ingest.consumer_group": f"ingest-{tag}",
-        "serve.app_name": f"pinstream-{tag}",
-    }.items():
-        cfg = cfg.with_value(key, value)
-    ensure_topics(
-        bootstrap,
-        {cfg.topics.pins: partitions, cfg.topics.dlq: 1, cfg.topics.embeddings: shards},
+    cfg = (
+        load_config()
+        .with_value("broker.bootstrap", bootstrap)
+        .with_value("topics.pins_partitions", partitions)
+        .with_value("shards.count", shards)
+        .namespaced(uuid.uuid4().hex[:8])
     )
+    create_topics(cfg)
     return cfg
 
 

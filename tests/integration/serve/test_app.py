@@ -15,7 +15,7 @@ from encoder.embedder import encoder_config
 from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from serve.app import build_app
-from streams.embeddings_log import EmbeddingsLogWriter, log_schema
+from streams.embeddings_log import EmbeddingsLogWriter, log_schema, upsert_rows
 from streams.local_broker import LocalBroker
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
@@ -27,22 +27,7 @@ COUNT = 240
 def log_rows(
     cfg: PinstreamConfig, pins: list[SyntheticPin], vectors: np.ndarray, version: int
 ) -> pa.Table:
-    n = len(pins)
-    return pa.table(
-        {
-            "pin_id": [p.event.pin_id for p in pins],
-            "op": ["upsert"] * n,
-            "version": [version] * n,
-            "generation": [cfg.model.generation] * n,
-            "vector": pa.FixedSizeListArray.from_arrays(
-                pa.array(vectors.reshape(-1)), cfg.shards.dim
-            ),
-            "title": [p.event.title for p in pins],
-            "board": [p.event.board for p in pins],
-            "event_time": [p.event.event_time for p in pins],
-        },
-        schema=log_schema(cfg.shards.dim),
-    )
+    return upsert_rows([p.event for p in pins], vectors, version, cfg.model.generation)
 
 
 def delete_rows(cfg: PinstreamConfig, pin_ids: list[str], version: int) -> pa.Table:

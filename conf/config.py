@@ -6,11 +6,14 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from conf.loader import build, load_yaml, replace_path
+
+if TYPE_CHECKING:
+    from shards.shard_config import ShardConfig
 
 LOCAL_CONFIG = Path(__file__).with_name("local.yaml")
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d{1,5}$")
@@ -65,10 +68,30 @@ class ShardsConfig:
     count: int = 2
     dim: int = 384
     metric: Literal["ip", "l2"] = "ip"
+    sealed_index: str = "IVF256,Flat"
+    growing_limit: int = 50_000
+    snapshot_interval_s: float = 30.0
+    snapshots_keep: int = 3
 
     def __post_init__(self) -> None:
         _positive("count", self.count)
         _positive("dim", self.dim)
+        _positive("growing_limit", self.growing_limit)
+        _positive("snapshots_keep", self.snapshots_keep)
+        if self.snapshot_interval_s < 0:
+            raise ValueError(f"snapshot_interval_s must be >= 0, got {self.snapshot_interval_s}")
+        self.index_config()  # a bad sealed_index fails here, at load time
+
+    def index_config(self) -> ShardConfig:
+        """The settings of each shard's ShardIndex."""
+        from shards.shard_config import ShardConfig  # faiss loads only where shards are used
+
+        return ShardConfig(
+            dim=self.dim,
+            metric=self.metric,
+            sealed_index=self.sealed_index,
+            growing_limit=self.growing_limit,
+        )
 
 
 @dataclass(frozen=True)
@@ -161,6 +184,9 @@ class ServeConfig:
     shard_ready_max_lag: int = 0
     shard_ready_idle_s: float = 0.5
     shard_ready_timeout_s: float = 300.0
+    snapshot_poll_s: float = 5.0
+    traffic_poll_s: float = 1.0
+    recall_sample_rate: float = 0.01
     # Requests: API keys (empty = no auth; PINSTREAM_API_KEYS adds comma-separated
     # keys) and the largest request body accepted.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -180,6 +206,8 @@ class ServeConfig:
             "shard_metrics_interval_s",
             "shard_ready_idle_s",
             "shard_ready_timeout_s",
+            "snapshot_poll_s",
+            "traffic_poll_s",
             "max_body_bytes",
         ):
             _positive(name, getattr(self, name))
@@ -192,6 +220,8 @@ class ServeConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.recall_sample_rate <= 1.0:
+            raise ValueError(f"recall_sample_rate must be in [0, 1], got {self.recall_sample_rate}")
         if self.shard_max_replicas < self.shard_min_replicas:
             raise ValueError(
                 f"shard_max_replicas ({self.shard_max_replicas}) must be >= shard_min_replicas "
@@ -242,6 +272,26 @@ class PinstreamConfig:
     def with_value(self, dotted: str, value: Any) -> PinstreamConfig:
         """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""
         return replace_path(self, dotted, value)
+
+    def snapshot_root(self, shard: int) -> str:
+        """Where the snapshots of one shard live: keyed by the embeddings log they fold, so a
+        snapshot is only ever resumed against its own log."""
+        return f"{self.storage.root.rstrip('/')}/snapshots/{self.topics.embeddings}/shard-{shard}"
+
+    def for_generation(self, generation: str, model_name: str) -> PinstreamConfig:
+        """The config of another index generation beside this one: its model, and its own
+        embeddings log, dead-letter topic, ingest consumer group and snapshots (call it on the
+        base config)."""
+        cfg: PinstreamConfig = self
+        for key, value in {
+            "model.name": model_name,
+            "model.generation": generation,
+            "topics.embeddings": f"{self.topics.embeddings}.{generation}",
+            "topics.dlq": f"{self.topics.dlq}.{generation}",
+            "ingest.consumer_group": f"{self.ingest.consumer_group}.{generation}",
+        }.items():
+            cfg = cfg.with_value(key, value)
+        return cfg
 
     def namespaced(self, tag: str) -> PinstreamConfig:
         """A copy whose topics, consumer group and Serve app carry `tag`, so that several

@@ -16,7 +16,8 @@ import requests
 from cluster.plan_command import add_plan_parser
 from conf.config import PinstreamConfig, load_config
 from conf.errors import PinstreamError
-from jobs.stack import LocalStack, read_state
+from jobs.generation_commands import add_generation_parsers
+from jobs.stack import LocalStack, resolved_bootstrap, running_state
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 
@@ -106,12 +107,25 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(run=run_status)
 
     add_plan_parser(commands)
+    add_generation_parsers(commands)
 
-    for name, what in (("seal", "seal the growing segment"), ("compact", "seal, merge, drop dead")):
-        snapshot = commands.add_parser(name, help=f"{what} of a shard snapshot; publish a new one")
-        snapshot.add_argument("--uri", required=True, help="snapshot root (path, s3://, gs://)")
-        snapshot.add_argument("--keep", type=int, default=3, help="snapshots kept after publishing")
-        snapshot.set_defaults(run=run_snapshot_job, job=name)
+    for name, what in (
+        ("seal", "fold each shard's log into a new snapshot, sealing its growing segment"),
+        ("compact", "as seal, then merge sealed segments and drop dead vectors"),
+    ):
+        sealer = commands.add_parser(name, help=what)
+        sealer.add_argument(
+            "--bootstrap", default=None, help="Kafka host:port (default: the running stack's)"
+        )
+        sealer.add_argument("--shard", type=int, default=None, help="only this shard")
+        sealer.add_argument(
+            "--every",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="keep running, once every SECONDS (Ctrl-C stops)",
+        )
+        sealer.set_defaults(run=run_sealer, compact=name == "compact")
 
     demo = commands.add_parser(
         "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"
@@ -144,42 +158,11 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _running_state(cfg: PinstreamConfig) -> dict:
-    state = read_state(cfg)
-    if state is not None and not _process_alive(int(state.get("pid", 0))):
-        state = None  # left behind by a stack that was killed
-    if state is None:
-        raise PinstreamError(
-            "no local stack is running (start one with `pinstream up`), or pass the address"
-        )
-    return state
-
-
-def _bootstrap(cfg: PinstreamConfig, given: str | None) -> str:
-    if given:
-        return given
-    if not cfg.broker.is_local:
-        return cfg.broker.bootstrap
-    return str(_running_state(cfg)["bootstrap"])
-
-
 def run_ingest(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     from jobs.ingest import IngestJob
     from jobs.stack import create_topics, start_ray
 
-    cfg = cfg.with_value("broker.bootstrap", _bootstrap(cfg, args.bootstrap))
+    cfg = cfg.with_value("broker.bootstrap", resolved_bootstrap(cfg, args.bootstrap))
     create_topics(cfg)
     start_ray(cfg)
     job = IngestJob(cfg, idle_stop_s=args.until_idle)
@@ -197,7 +180,7 @@ def run_ingest(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 def run_produce(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     if args.count < 0:
         raise PinstreamError("--count must be >= 0")
-    bootstrap = _bootstrap(cfg, args.bootstrap)
+    bootstrap = resolved_bootstrap(cfg, args.bootstrap)
     pins = PinGenerator(seed=args.seed).pins(args.count, start=args.start)
     with PinProducer(bootstrap, cfg.topics.pins) as producer:
         sent = producer.send_all((p.event for p in pins), rate=args.rate)
@@ -206,7 +189,7 @@ def run_produce(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 
 
 def run_query(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
-    url = args.url or _running_state(cfg)["url"]
+    url = args.url or running_state(cfg)["url"]
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     response = requests.post(
         f"{url}/v1/search", json={"text": args.text, "k": args.k}, headers=headers, timeout=30
@@ -229,7 +212,7 @@ def run_status(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 
     from streams.kafka_io import assigned_consumer, committed_offsets
 
-    url = args.url or _running_state(cfg)["url"]
+    url = args.url or running_state(cfg)["url"]
     health = requests.get(f"{url}/healthz", timeout=10)
     body = health.json()
     print(f"{url}: {body['status']}, {body['pins']} pins, generation {body['generation']}")
@@ -241,7 +224,7 @@ def run_status(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         )
     if body["missing_shards"]:
         print(f"  missing shards: {body['missing_shards']}")
-    bootstrap = _bootstrap(cfg, args.bootstrap)
+    bootstrap = resolved_bootstrap(cfg, args.bootstrap)
     committed = committed_offsets(bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
     with assigned_consumer(bootstrap) as consumer:
         ends = consumer.end_offsets([TopicPartition(cfg.topics.pins, p) for p in committed])
@@ -254,12 +237,22 @@ def run_status(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     return 0 if health.status_code == 200 else 1
 
 
-def run_snapshot_job(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
-    from shards.compaction import compact_snapshot, seal_snapshot
+def run_sealer(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
+    from jobs.sealer import seal_shard
 
-    job = seal_snapshot if args.job == "seal" else compact_snapshot
-    print(json.dumps(job(args.uri, keep=args.keep), indent=2, default=str))
-    return 0
+    cfg = cfg.with_value("broker.bootstrap", resolved_bootstrap(cfg, args.bootstrap))
+    if args.shard is not None and not 0 <= args.shard < cfg.shards.count:
+        raise PinstreamError(f"--shard must be in [0, {cfg.shards.count}), got {args.shard}")
+    shards = range(cfg.shards.count) if args.shard is None else [args.shard]
+    while True:
+        for shard in shards:
+            print(json.dumps(seal_shard(cfg, shard, args.compact), default=str), flush=True)
+        if args.every is None:
+            return 0
+        try:
+            threading.Event().wait(args.every)
+        except KeyboardInterrupt:
+            return 0
 
 
 def run_demo(cfg: PinstreamConfig, args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,9 @@ import requests
 from ray import serve
 
 from conf.config import PinstreamConfig
+from conf.errors import PinstreamError
 from jobs.ingest import IngestJob
+from jobs.sealer import PeriodicSealer
 from serve.app import build_app
 from streams.kafka_io import ensure_topics
 from streams.local_broker import LocalBroker, free_loopback_port
@@ -40,6 +43,47 @@ def read_state(cfg: PinstreamConfig) -> dict[str, Any] | None:
         return dict(json.loads(state_path(cfg).read_text()))
     except (OSError, ValueError):
         return None
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_state(cfg: PinstreamConfig) -> dict[str, Any]:
+    """The addresses of the running local stack; a clear error when none runs."""
+    state = read_state(cfg)
+    if state is not None and not _process_alive(int(state.get("pid", 0))):
+        state = None  # left behind by a stack that was killed
+    if state is None:
+        raise PinstreamError(
+            "no local stack is running (start one with `pinstream up`), or pass the address"
+        )
+    return state
+
+
+def resolved_bootstrap(cfg: PinstreamConfig, given: str | None) -> str:
+    """The Kafka address to use: given, configured, or the running local stack's."""
+    if given:
+        return given
+    if not cfg.broker.is_local:
+        return cfg.broker.bootstrap
+    return str(running_state(cfg)["bootstrap"])
+
+
+def connect_ray(cfg: PinstreamConfig) -> None:
+    """Join the configured Ray cluster, or the running local stack's Ray."""
+    if ray.is_initialized():
+        return
+    address = cfg.ray.address if cfg.ray.address != "local" else running_state(cfg)["ray_address"]
+    ray.init(address=address, log_to_driver=False)
 
 
 def start_ray(cfg: PinstreamConfig) -> None:
@@ -72,6 +116,7 @@ class LocalStack:
         self.ingest: IngestJob | None = None
         self._ingest_thread: threading.Thread | None = None
         self._ingest_error: BaseException | None = None
+        self.sealer: PeriodicSealer | None = None
 
     @property
     def url(self) -> str:
@@ -87,7 +132,12 @@ class LocalStack:
         return self
 
     def _start(self, ready_timeout_s: float) -> None:
+        root = self.cfg.storage.root
+        if "://" not in root:  # Serve replicas and the sealer must agree on one folder
+            self.cfg = self.cfg.with_value("storage.root", os.path.abspath(root))
         if self.cfg.broker.is_local:
+            # The local broker keeps nothing: snapshots of an earlier run fold a log that is gone.
+            shutil.rmtree(Path(self.cfg.storage.root) / "snapshots", ignore_errors=True)
             self.broker = LocalBroker().start()
             self.cfg = self.cfg.with_value("broker.bootstrap", self.broker.bootstrap)
             log.info("local broker on %s", self.broker.bootstrap)
@@ -109,6 +159,8 @@ class LocalStack:
             )
             self._ingest_thread.start()
         self._wait_healthy(ready_timeout_s)
+        if self.cfg.shards.snapshot_interval_s > 0:
+            self.sealer = PeriodicSealer(self.cfg, self.cfg.shards.snapshot_interval_s).start()
         self._write_state()
 
     def _run_ingest(self) -> None:
@@ -133,7 +185,12 @@ class LocalStack:
     def _write_state(self) -> None:
         path = state_path(self.cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"bootstrap": self.cfg.broker.bootstrap, "url": self.url, "pid": os.getpid()}
+        state = {
+            "bootstrap": self.cfg.broker.bootstrap,
+            "url": self.url,
+            "pid": os.getpid(),
+            "ray_address": ray.get_runtime_context().gcs_address,
+        }
         path.write_text(json.dumps(state))
 
     def check_ingest(self) -> None:
@@ -142,7 +199,9 @@ class LocalStack:
             raise RuntimeError("ingest job failed") from self._ingest_error
 
     def stop(self) -> None:
-        """Stop ingest, Serve, Ray and the broker, in that order."""
+        """Stop the sealer, ingest, Serve, Ray and the broker, in that order."""
+        if self.sealer is not None:
+            self.sealer.stop()
         if self.ingest is not None and self._ingest_thread is not None:
             self.ingest.stop()
             self._ingest_thread.join(timeout=30)

@@ -40,7 +40,8 @@ class QueryOptions(BaseModel):
     generation: str | None = Field(
         default=None,
         pattern=GENERATION_PATTERN,
-        description="The model generation to search; 409 when it is not the one served.",
+        description="The model generation to search (default: the traffic policy's choice); "
+        "409 when it is not warm.",
     )
 
 
@@ -75,7 +76,11 @@ class SearchHit(BaseModel):
 
 class SearchResponse(BaseModel):
     results: list[SearchHit]
-    generation: str
+    generation: str = Field(description="The model generation that answered.")
+    fallback_from: str | None = Field(
+        default=None,
+        description="The generation whose answer was low-confidence, when the fallback answered.",
+    )
     partial: bool
     took_ms: float
     missing_shards: list[int] = Field(default_factory=list)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
 
 from conf.config import PinstreamConfig, ServeConfig
 from serve.ingress import Ingress
@@ -37,9 +38,45 @@ def shard_scaling(settings: ServeConfig) -> dict[str, Any]:
 
 
 def build_app(cfg: PinstreamConfig) -> Application:
-    """The bound application for `serve.run` (the broker address must be resolved)."""
+    """The bound application for `serve.run`: the ingress over this config's generation (the
+    broker address must be resolved)."""
+    encoder, shards = _generation_deployments(cfg)
+    settings = cfg.serve
+    ingress = serve.deployment(
+        name="ingress",
+        num_replicas=1,
+        max_ongoing_requests=settings.ingress_max_ongoing_requests,
+        ray_actor_options={"num_cpus": settings.ingress_num_cpus},
+    )(serve.ingress()(Ingress))
+    return ingress.bind(cfg, encoder, shards)
+
+
+def build_generation_app(cfg: PinstreamConfig) -> Application:
+    """Another warm generation beside the ingress's own (cfg from `cfg.for_generation`): its
+    shards and query encoder, deployed as application `generation_app_name(...)` without an
+    HTTP route; the ingress reaches them by name when the traffic policy names it."""
+    encoder, shards = _generation_deployments(cfg)
+    root = serve.deployment(name="generation", num_replicas=1, ray_actor_options={"num_cpus": 0})(
+        GenerationRoot
+    )
+    return root.bind(cfg.model.generation, encoder, shards)
+
+
+class GenerationRoot:
+    """The root of a generation's application: keeps its shards and encoder deployed."""
+
+    def __init__(self, generation: str, encoder: DeploymentHandle, shards: list[Any]) -> None:
+        self.generation = generation
+        self.shards = shards
+
+    def describe(self) -> dict[str, Any]:
+        return {"generation": self.generation, "shards": len(self.shards)}
+
+
+def _generation_deployments(cfg: PinstreamConfig) -> tuple[Application, list[Application]]:
+    """The query encoder and shard deployments of cfg's generation, bound."""
     if cfg.broker.is_local:
-        raise ValueError("build_app needs a resolved bootstrap address, not 'local'")
+        raise ValueError("the Serve app needs a resolved bootstrap address, not 'local'")
     settings = cfg.serve
     shards = [
         serve.deployment(
@@ -60,10 +97,4 @@ def build_app(cfg: PinstreamConfig) -> Application:
             "num_gpus": settings.encoder_num_gpus,
         },
     )(QueryEncoder).bind(cfg.model, settings)
-    ingress = serve.deployment(
-        name="ingress",
-        num_replicas=1,
-        max_ongoing_requests=settings.ingress_max_ongoing_requests,
-        ray_actor_options={"num_cpus": settings.ingress_num_cpus},
-    )(serve.ingress()(Ingress))
-    return ingress.bind(cfg, encoder, shards)
+    return encoder, shards

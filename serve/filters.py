@@ -69,10 +69,19 @@ def filtered_search(
 
 
 def search_state(
-    state: ShardState, vectors: np.ndarray, k: int, keep: SearchFilter | None = None
+    state: ShardState,
+    vectors: np.ndarray,
+    k: int,
+    keep: SearchFilter | None = None,
+    exact: bool = False,
 ) -> Hits:
-    """A shard's top-k per query vector, best first, among the pins that pass `keep`."""
+    """A shard's top-k per query vector, best first, among the pins that pass `keep`;
+    exact=True searches by brute force (the oracle of the online recall monitor)."""
     queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+
+    def search(queries: np.ndarray, n: int) -> Hits:
+        return state.search(queries, n, exact=exact)
+
     if keep is None or keep.is_empty:
-        return state.search(queries, k)
-    return filtered_search(state.search, queries, k, keep, lambda: len(state))
+        return search(queries, k)
+    return filtered_search(search, queries, k, keep, lambda: len(state))

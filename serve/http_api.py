@@ -84,6 +84,12 @@ def create_api(ingress: "Ingress") -> FastAPI:
         """Pins similar to an indexed pin, itself excluded (lists as repeated parameters)."""
         return await ingress.related(pin_id, query)
 
+    @api.get("/v1/generations")
+    async def generations() -> dict[str, Any]:
+        """The traffic policy, and per generation: answers by role, fallbacks, shadow overlap,
+        online recall (counted by the ingress replica that answers this request)."""
+        return await ingress.generations()
+
     @api.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         # The caller gets an id to quote, never the traceback; the log gets the traceback.

@@ -1,100 +1,288 @@
-"""The ingress deployment: encode the query, fan out to every shard, merge top-k.
+"""The ingress deployment: route each query to a model generation, encode it, fan out to
+that generation's shards, merge top-k.
+
+Which generation answers is the traffic policy's call (serve/traffic.py): primary or canary,
+with a low-confidence fallback and a shadow that is scored but never served. The policy is
+re-read in a background thread; a new policy takes effect only once every generation it names
+is reachable, and each query reads the policy once, so a switch never splits a query.
 
 Its HTTP surface (routes, auth, limits, error bodies) is built per replica by
 `serve.http_api.create_api`, once this object holds its config and handles.
 """
 
 import asyncio
-import heapq
 import logging
+import random
+import threading
 import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException
+from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import PinstreamConfig
-from serve.api_models import PinResponse, RelatedQuery, SearchRequest, SearchResponse
+from serve.api_models import (
+    PinResponse,
+    RelatedQuery,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+)
 from serve.auth import api_keys
 from serve.filters import SearchFilter
+from serve.generation import GenerationClient, Hits, generation_app_name, recall_at_k
+from serve.generation_monitor import GenerationMonitor
 from serve.http_api import create_api
 from serve.metrics import IngressMetrics
-from shards.routing import shard_of
+from serve.traffic import TrafficPolicy, TrafficPolicyError, TrafficStore
 
 log = logging.getLogger(__name__)
 
+# One query run on one generation: its vector, merged hits and missing shards.
+Answer = tuple[np.ndarray, Hits, list[int]]
+Run = Callable[[GenerationClient], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one query goes: who answers, who may take over, who shadows."""
+
+    answer: GenerationClient
+    role: str  # primary | canary | pinned
+    fallback: GenerationClient | None = None
+    shadow: GenerationClient | None = None
+    policy: TrafficPolicy | None = None
+
 
 class Ingress:
-    """The public API's logic; holds handles to the query encoder and the shard deployments."""
+    """The public API's logic; holds a client per warm generation and the traffic policy."""
 
     def __init__(
         self, cfg: PinstreamConfig, encoder: DeploymentHandle, shards: list[DeploymentHandle]
     ) -> None:
         self.cfg = cfg
-        self.encoder = encoder
-        self.shards = shards
-        self.generation = cfg.model.generation
+        self.generation = cfg.model.generation  # the generation bound into this application
         self.api_keys = api_keys(cfg.serve.api_keys)  # the replica's environment adds keys
         self.metrics = IngressMetrics()
+        self.monitor = GenerationMonitor(self.metrics)
+        own = self._client(self.generation, encoder, shards)
+        self._clients: dict[str, GenerationClient] = {self.generation: own}
+        self._store = TrafficStore(cfg)
+        self.policy = self._store.default
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = threading.Event()
+        self._refresh_policy()
+        threading.Thread(target=self._watch_policy, name="traffic-policy", daemon=True).start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Serve calls this on each replica after __init__: the HTTP app over this object."""
         return create_api(self)
 
     async def health(self) -> tuple[dict[str, Any], bool]:
-        """Per-shard stats, and whether every shard answered."""
-        answers, missing = await self._fan_out("stats")
+        """Per-shard stats of the primary generation, and whether every shard answered;
+        the other generations of the policy are summarised under `generations`."""
+        policy, clients = self.policy, self._clients
+        primary = clients[policy.primary]
+        answers, missing = await primary.fan_out("stats")
+        others = {}
+        for generation in policy.generations[1:]:
+            other, other_missing = await clients[generation].fan_out("stats")
+            others[generation] = {
+                "pins": sum(a["pins"] for a in other.values()),
+                "missing_shards": other_missing,
+            }
         body = {
             "status": "ok" if not missing else "degraded",
-            "generation": self.generation,
+            "generation": policy.primary,
             "pins": sum(a["pins"] for a in answers.values()),
             "shards": [answers[s] for s in sorted(answers)],
             "missing_shards": missing,
+            "traffic": self._policy_body(policy),
+            "generations": others,
         }
         return body, not missing
+
+    async def generations(self) -> dict[str, Any]:
+        """The traffic policy and what each generation did since this replica started."""
+        return {"traffic": self._policy_body(self.policy), "stats": self.monitor.snapshot()}
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         """Similar pins for a text or a vector, filtered."""
         started = time.perf_counter()
-        self._check_generation(request.generation)
-        if request.vector is not None:
-            vector = self._checked_vector(request.vector)
-        else:
-            vector = await self.encoder.encode.remote(request.text)
         keep = SearchFilter.of(request.boards, request.exclude_pin_ids)
-        return await self._search("/v1/search", vector, request.k, keep, started)
+        k = request.k
+        if request.vector is not None:
+            # A vector lives in one model's space: the generation it names, else the primary.
+            vector = self._checked_vector(request.vector)
+            route = self._route(request.generation or self.policy.primary, pinned=True)
+
+            async def by_vector(client: GenerationClient) -> Answer:
+                return (vector, *await client.search(vector, k, keep))
+
+            return await self._answer("/v1/search", route, by_vector, k, keep, started)
+        text = str(request.text)
+
+        async def by_text(client: GenerationClient) -> Answer:
+            vector = await client.encode(text)
+            return (vector, *await client.search(vector, k, keep))
+
+        route = self._route(request.generation)
+        return await self._answer("/v1/search", route, by_text, k, keep, started)
 
     async def pin(self, pin_id: str) -> PinResponse:
-        """The indexed pin, or 404."""
-        found = await self._get(pin_id)
+        """The indexed pin in the primary generation, or 404."""
+        client = self._route(self.policy.primary, pinned=True).answer
+        found = await client.get(pin_id)
         return PinResponse(
             pin_id=found["pin_id"],
             title=found["title"],
             board=found["board"],
             version=found["version"],
-            generation=self.generation,
+            generation=client.generation,
         )
 
     async def related(self, pin_id: str, query: RelatedQuery) -> SearchResponse:
         """Pins similar to an indexed pin (the pin itself excluded), filtered."""
         started = time.perf_counter()
-        self._check_generation(query.generation)
-        found = await self._get(pin_id)
         keep = SearchFilter.of(query.boards, [*query.exclude_pin_ids, pin_id])
-        return await self._search(
-            "/v1/pins/{pin_id}/related", found["vector"], query.k, keep, started
+
+        async def by_pin(client: GenerationClient) -> Answer:
+            vector = (await client.get(pin_id))["vector"]
+            return (vector, *await client.search(vector, query.k, keep))
+
+        route = self._route(query.generation)
+        return await self._answer(
+            "/v1/pins/{pin_id}/related", route, by_pin, query.k, keep, started
         )
 
-    # -- internals -----------------------------------------------------------------------------
+    # -- routing -------------------------------------------------------------------------------
 
-    def _check_generation(self, requested: str | None) -> None:
-        if requested is not None and requested != self.generation:
-            raise HTTPException(
-                409,
-                f"generation {requested!r} is not served: this deployment serves only "
-                f"{self.generation!r} (one model generation exists today)",
-            )
+    def _route(self, requested: str | None, pinned: bool = False) -> Route:
+        """The route of one query: a named generation alone, or the policy's draw."""
+        policy, clients = self.policy, self._clients  # read once: a switch never splits a query
+        if requested is not None or pinned:
+            if requested not in clients:
+                raise HTTPException(
+                    409,
+                    f"generation {requested!r} is not served; warm generations: {sorted(clients)}",
+                )
+            return Route(clients[requested], "pinned")
+        answer = policy.pick()
+        return Route(
+            clients[answer],
+            "primary" if answer == policy.primary else "canary",
+            fallback=clients[policy.fallback] if policy.fallback else None,
+            shadow=clients[policy.shadow] if policy.shadow else None,
+            policy=policy,
+        )
+
+    async def _answer(
+        self, endpoint: str, route: Route, run: Run, k: int, keep: SearchFilter, started: float
+    ) -> SearchResponse:
+        vector, hits, missing = await run(route.answer)
+        answered, role, fallback_from = route.answer, route.role, None
+        top = hits[0]["score"] if hits else None
+        policy, metric = route.policy, self.cfg.shards.metric
+        if route.fallback and policy and policy.low_confidence(top, metric):
+            try:
+                vector, hits, missing = await run(route.fallback)
+                answered, role = route.fallback, "fallback"
+                fallback_from = route.answer.generation
+            except HTTPException as exc:  # e.g. the pin is not in the fallback yet
+                log.info("fallback %s not used: %s", route.fallback.generation, exc.detail)
+        if missing:
+            self.metrics.partial_results.inc(tags={"endpoint": endpoint})
+        took_s = time.perf_counter() - started
+        self.monitor.answered(answered.generation, role, took_s)
+        if route.shadow is not None:
+            self._spawn(self._shadow(route.shadow, run, hits))
+        if random.random() < self.cfg.serve.recall_sample_rate:
+            self._spawn(self._check_recall(answered, vector, k, keep, hits))
+        return SearchResponse(
+            results=[SearchHit.model_validate(hit) for hit in hits],
+            generation=answered.generation,
+            fallback_from=fallback_from,
+            partial=bool(missing),
+            missing_shards=missing,
+            took_ms=round(took_s * 1000, 3),
+        )
+
+    async def _shadow(self, shadow: GenerationClient, run: Run, served: Hits) -> None:
+        """Run the query on the shadow generation; record its latency and overlap, serve nothing."""
+        started = time.perf_counter()
+        try:
+            _, hits, _ = await run(shadow)
+        except Exception as exc:  # a shadow's failure never reaches the caller
+            self.monitor.shadow_failed(shadow.generation)
+            log.info("shadow %s failed: %r", shadow.generation, exc)
+            return
+        self.monitor.shadowed(shadow.generation, time.perf_counter() - started, served, hits)
+
+    async def _check_recall(
+        self, client: GenerationClient, vector: np.ndarray, k: int, keep: SearchFilter, hits: Hits
+    ) -> None:
+        """Online recall monitor: the served top-k against exact search over the same shards."""
+        try:
+            exact, missing = await client.search(vector, k, keep, exact=True)
+        except Exception as exc:  # monitoring must never fail a query
+            log.info("recall check on %s failed: %r", client.generation, exc)
+            return
+        if not missing:
+            self.monitor.recall(client.generation, recall_at_k(hits, exact))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- the policy ----------------------------------------------------------------------------
+
+    def _watch_policy(self) -> None:
+        while not self._stopping.wait(self.cfg.serve.traffic_poll_s):
+            self._refresh_policy()
+
+    def _refresh_policy(self) -> None:
+        """Adopt the stored policy once every generation it names is reachable."""
+        try:
+            policy = self._store.current()
+        except TrafficPolicyError as exc:
+            log.error("traffic policy unreadable, keeping the current one: %s", exc)
+            return
+        if policy == self.policy:
+            return
+        clients = dict(self._clients)
+        try:
+            for generation in policy.generations:
+                if generation not in clients:
+                    clients[generation] = self._remote_client(generation)
+        except Exception as exc:  # the generation's application is not running (yet)
+            log.error("traffic policy %s not adopted: %r", policy, exc)
+            return
+        self._clients, self.policy = clients, policy  # clients first: routes read both
+        log.info("traffic policy now %s", policy)
+
+    def _remote_client(self, generation: str) -> GenerationClient:
+        app_name = generation_app_name(self.cfg.serve.app_name, generation)
+        encoder = serve.get_deployment_handle("query-encoder", app_name=app_name)
+        shards = [
+            serve.get_deployment_handle(f"shard-{shard}", app_name=app_name)
+            for shard in range(self.cfg.shards.count)
+        ]
+        return self._client(generation, encoder, shards)
+
+    def _client(
+        self, generation: str, encoder: DeploymentHandle, shards: list[DeploymentHandle]
+    ) -> GenerationClient:
+        settings, metric = self.cfg.serve, self.cfg.shards.metric
+        return GenerationClient(generation, encoder, shards, settings, metric, self.metrics)
+
+    @staticmethod
+    def _policy_body(policy: TrafficPolicy) -> dict[str, Any]:
+        return {key: value for key, value in vars(policy).items() if value not in (None, 0.0)}
 
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim
@@ -104,59 +292,3 @@ class Ingress:
         if not np.isfinite(vector).all():
             raise HTTPException(422, "vector values must be finite numbers")
         return vector
-
-    async def _get(self, pin_id: str) -> dict[str, Any]:
-        shard = shard_of(pin_id, len(self.shards))
-        try:
-            found = await self._call_shard(shard, "get", pin_id)
-        except Exception as exc:  # a timeout or a dead replica: the pin cannot be read now
-            raise HTTPException(503, f"the shard holding pin {pin_id!r} did not answer") from exc
-        if found is None:
-            raise HTTPException(404, f"pin {pin_id!r} is not indexed")
-        return found
-
-    async def _search(
-        self, endpoint: str, vector: np.ndarray, k: int, keep: SearchFilter, started: float
-    ) -> SearchResponse:
-        answers, missing = await self._fan_out("search", vector, k, keep)
-        hits = [hit for per_shard in answers.values() for hit in per_shard[0]]
-        if self.cfg.shards.metric == "ip":
-            best = heapq.nlargest(k, hits, key=lambda h: h["score"])
-        else:
-            best = heapq.nsmallest(k, hits, key=lambda h: h["score"])
-        if missing:
-            self.metrics.partial_results.inc(tags={"endpoint": endpoint})
-        return SearchResponse(
-            results=best,
-            generation=self.generation,
-            partial=bool(missing),
-            missing_shards=missing,
-            took_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
-
-    async def _fan_out(self, method: str, *args: Any) -> tuple[dict[int, Any], list[int]]:
-        """Call `method` on every shard with a per-shard timeout; return answers and the missing."""
-        results = await asyncio.gather(
-            *(self._call_shard(shard, method, *args) for shard in range(len(self.shards))),
-            return_exceptions=True,
-        )
-        answers = {i: r for i, r in enumerate(results) if not isinstance(r, BaseException)}
-        missing = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
-        return answers, missing
-
-    async def _call_shard(self, shard: int, method: str, *args: Any) -> Any:
-        """One shard call within serve.shard_timeout_s, timed; failures counted and re-raised."""
-        started = time.perf_counter()
-        call = getattr(self.shards[shard], method).remote(*args)
-        try:
-            result = await asyncio.wait_for(call, self.cfg.serve.shard_timeout_s)
-        except Exception as exc:
-            reason = "timeout" if isinstance(exc, TimeoutError) else "error"
-            tags = {"shard": str(shard), "method": method, "reason": reason}
-            self.metrics.shard_failures.inc(tags=tags)
-            log.warning("shard %d: %s %s: %r", shard, method, reason, exc)
-            raise
-        self.metrics.shard_latency.observe(
-            time.perf_counter() - started, tags={"shard": str(shard), "method": method}
-        )
-        return result

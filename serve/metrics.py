@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+FRACTION_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]
 BATCH_SIZE_BUCKETS = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
 UNMATCHED = "unmatched"
 
@@ -42,6 +43,30 @@ class IngressMetrics:
             "pinstream_shard_failures",
             description="shard calls that timed out or failed, by shard, method and reason",
             tag_keys=("shard", "method", "reason"),
+        )
+        self.generation_queries = metrics.Counter(
+            "pinstream_generation_queries",
+            description="queries answered, by model generation and role "
+            "(primary, canary, fallback, pinned)",
+            tag_keys=("generation", "role"),
+        )
+        self.generation_latency = metrics.Histogram(
+            "pinstream_generation_latency_seconds",
+            description="time to answer a query, by the generation that answered",
+            boundaries=LATENCY_BUCKETS_S,
+            tag_keys=("generation",),
+        )
+        self.shadow_overlap = metrics.Histogram(
+            "pinstream_shadow_overlap",
+            description="share of the served top-k that the shadow generation also returned",
+            boundaries=FRACTION_BUCKETS,
+            tag_keys=("generation",),
+        )
+        self.online_recall = metrics.Histogram(
+            "pinstream_online_recall",
+            description="recall@k of sampled live queries against exact search, by generation",
+            boundaries=FRACTION_BUCKETS,
+            tag_keys=("generation",),
         )
         self.partial_results = metrics.Counter(
             "pinstream_partial_results",

@@ -1,8 +1,13 @@
-"""One shard replica: tails its embeddings-log partition into a ShardState and answers searches.
+"""One shard replica: the newest snapshot of its shard plus its log partition, searchable.
 
-Plain class (no Serve decorator) so tests drive it directly; `serve/app.py` runs
-it as one Serve deployment per shard. The constructor returns (and Serve routes
-requests to the replica) only once the replica has caught up with its partition.
+Plain class (no Serve decorator) so tests drive it directly; `serve/app.py` runs it as one
+Serve deployment per shard. A replica starts from the newest good snapshot of its shard (or
+empty) and tails its embeddings-log partition from the snapshot's offset; the constructor
+returns (and Serve routes requests to the replica) only once it has caught up.
+
+When the sealer publishes a newer snapshot, a watcher thread loads it beside the live state;
+the tail thread then replays the log into it up to the live state's offset and swaps it in.
+Queries keep reading the old state until the swap, so none fails or sees an older index.
 """
 
 from __future__ import annotations
@@ -13,20 +18,21 @@ import time
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-from kafka import TopicPartition
 
 from conf.config import PinstreamConfig
 from serve.exceptions import ShardNotReady
 from serve.filters import SearchFilter, search_state
 from serve.freshness import FreshnessTracker
+from serve.log_follower import LogFollower, resume
 from serve.readiness import CatchUp
-from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
-from streams.embeddings_log import decode_rows, log_schema
+from shards.snapshot import list_snapshots
 from streams.kafka_io import assigned_consumer
 
 log = logging.getLogger(__name__)
+
+# A replaced state is closed this long after the swap: searches that began on it finish first.
+RETIRE_AFTER_S = 30.0
 
 
 class ShardReplica:
@@ -37,20 +43,32 @@ class ShardReplica:
             raise ValueError("ShardReplica needs a resolved bootstrap address, not 'local'")
         self.cfg = cfg
         self.shard = shard
-        self.state = ShardState(ShardConfig(dim=cfg.shards.dim, metric=cfg.shards.metric))
-        self._schema = log_schema(cfg.shards.dim)
+        self._poll_timeout_ms = poll_timeout_ms
+        self._follower, self.snapshot_uri = resume(cfg, shard)
+        self.started_from = self.snapshot_uri
         self.freshness = FreshnessTracker(shard)
-        self._next_offset = 0
-        self._bad_records = 0
         self._last_applied_ms = 0
+        self._swaps = 0
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._end_offset: int | None = None
+        self._loaded: tuple[LogFollower, str] | None = None  # a newer snapshot, not yet swapped in
+        self._loaded_lock = threading.Lock()
+        self._retired: list[tuple[float, ShardState]] = []
         self._tail = threading.Thread(
-            target=self._tail_log, args=(poll_timeout_ms,), name=f"shard-{shard}-tail", daemon=True
+            target=self._tail_log, name=f"shard-{shard}-tail", daemon=True
         )
         self._tail.start()
+        self._watcher = threading.Thread(
+            target=self._watch_snapshots, name=f"shard-{shard}-snapshots", daemon=True
+        )
         self._wait_until_caught_up()
+        self._watcher.start()
+
+    @property
+    def state(self) -> ShardState:
+        """The state queries read now."""
+        return self._follower.state
 
     def _wait_until_caught_up(self) -> None:
         settings = self.cfg.serve
@@ -63,59 +81,113 @@ class ShardReplica:
                 self.close()
                 raise ShardNotReady(
                     f"shard {self.shard}: not caught up with its log after "
-                    f"{settings.shard_ready_timeout_s}s (at offset {self._next_offset}, "
+                    f"{settings.shard_ready_timeout_s}s (at offset {self._follower.next_offset}, "
                     f"broker end {self._end_offset})"
                 )
         log.info(
-            "shard %d: caught up at offset %d (%d pins) in %.1fs",
+            "shard %d: caught up at offset %d (%d pins, from %s) in %.1fs",
             self.shard,
-            self._next_offset,
+            self._follower.next_offset,
             len(self.state),
+            self.started_from or "an empty state",
             time.monotonic() - started,
         )
 
-    def _tail_log(self, poll_timeout_ms: int) -> None:
-        tp = TopicPartition(self.cfg.topics.embeddings, self.shard)
+    def _tail_log(self) -> None:
         settings = self.cfg.serve
+        tp = self._follower.partition
         with assigned_consumer(self.cfg.broker.bootstrap) as consumer:
             consumer.assign([tp])
-            consumer.seek(tp, self._next_offset)
+            consumer.seek(tp, self._follower.next_offset)
             catch_up = CatchUp(
                 lambda: int(consumer.end_offsets([tp])[tp]),
                 settings.shard_ready_max_lag,
                 settings.shard_ready_idle_s,
             )
             while not self._stopping.is_set():
-                records = consumer.poll(timeout_ms=poll_timeout_ms).get(tp, [])
-                for record in records:
-                    self.apply_record(record.value, record.offset)
+                polled = self._follower.poll(consumer, self._poll_timeout_ms)
+                self._observe(polled)
                 if not self._ready.is_set():
-                    ready = catch_up.after_poll(self._next_offset, bool(records))
+                    ready = catch_up.after_poll(self._follower.next_offset, bool(polled))
                     self._end_offset = catch_up.end
                     if ready:
                         self._ready.set()
+                self._swap_in_loaded(consumer)
+                self._close_retired()
 
-    def apply_record(self, value: bytes, offset: int) -> None:
-        """Apply one log record; a corrupt or foreign one is counted and skipped, never applied."""
-        try:
-            rows = decode_rows(value)
-            if not rows.schema.equals(self._schema):
-                raise ValueError(f"not the embeddings-log schema: {rows.schema}")
-            self.state.apply_rows(rows)
-        except (pa.ArrowInvalid, ValueError) as exc:
-            self._bad_records += 1
-            log.error("shard %d: bad log record at offset %d skipped: %s", self.shard, offset, exc)
-        else:
-            now_ms = int(time.time() * 1000)
-            self.freshness.observe(rows.column("event_time").to_pylist(), now_ms)
-            self._last_applied_ms = now_ms
-        self._next_offset = offset + 1
+    def _observe(self, polled: list[Any]) -> None:
+        now_ms = int(time.time() * 1000)
+        for rows in polled:
+            if rows is not None:
+                self.freshness.observe(rows.column("event_time").to_pylist(), now_ms)
+                self._last_applied_ms = now_ms
+
+    def _watch_snapshots(self) -> None:
+        """Load each newer snapshot of the shard; the tail thread swaps it in."""
+        root = self.cfg.snapshot_root(self.shard)
+        seen = self.snapshot_uri  # the last snapshot served or handed to the tail thread
+        refused = None  # the newest snapshot when it failed to load: not retried until replaced
+        while not self._stopping.wait(self.cfg.serve.snapshot_poll_s):
+            try:
+                newest = next(iter(list_snapshots(root)), None)
+                if newest in (None, seen, refused):
+                    continue
+                follower, uri = resume(self.cfg, self.shard)
+            except Exception:  # storage hiccups must not kill the watcher: keep serving
+                log.exception("shard %d: looking for a newer snapshot failed", self.shard)
+                continue
+            if uri != newest:
+                refused = newest
+            if uri is None or uri == seen:
+                follower.state.index.close()
+                continue
+            seen = uri
+            with self._loaded_lock:
+                if self._loaded is not None:
+                    self._loaded[0].state.index.close()
+                self._loaded = (follower, uri)
+
+    def _swap_in_loaded(self, consumer: Any) -> None:
+        """Replay the log into a loaded snapshot up to the live offset, then serve from it."""
+        with self._loaded_lock:
+            loaded, self._loaded = self._loaded, None
+        if loaded is None:
+            return
+        follower, uri = loaded
+        live_offset = self._follower.next_offset
+        deadline = time.monotonic() + self.cfg.serve.shard_ready_timeout_s
+        if follower.next_offset < live_offset:
+            consumer.seek(follower.partition, follower.next_offset)
+            while follower.next_offset < live_offset and not self._stopping.is_set():
+                follower.poll(consumer, self._poll_timeout_ms)
+                if time.monotonic() > deadline:
+                    log.error(
+                        "shard %d: replay into %s timed out; live state kept", self.shard, uri
+                    )
+                    break
+        if follower.next_offset < live_offset:  # stopping, or the replay timed out
+            follower.state.index.close()
+            consumer.seek(self._follower.partition, live_offset)
+            return
+        consumer.seek(follower.partition, follower.next_offset)
+        follower.bad_records += self._follower.bad_records
+        retired = self._follower.state
+        self._follower, self.snapshot_uri = follower, uri
+        self._retired.append((time.monotonic(), retired))
+        self._swaps += 1
+        log.info("shard %d: now serving %s at offset %d", self.shard, uri, follower.next_offset)
+
+    def _close_retired(self, now: float | None = None, after_s: float = RETIRE_AFTER_S) -> None:
+        now = time.monotonic() if now is None else now
+        while self._retired and now - self._retired[0][0] >= after_s:
+            self._retired.pop(0)[1].index.close()
 
     def search(
-        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None
+        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
     ) -> list[list[dict[str, Any]]]:
-        """Top-k per query vector, best first; with a filter, the top-k that pass it."""
-        return search_state(self.state, vectors, k, keep)
+        """Top-k per query vector, best first; with a filter, the top-k that pass it;
+        exact=True by brute force (for the online recall monitor)."""
+        return search_state(self.state, vectors, k, keep, exact)
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
         """The indexed pin with its vector, or None."""
@@ -126,18 +198,28 @@ class ShardReplica:
         return {
             "shard": self.shard,
             "pins": len(self.state),
-            "log_offset": self._next_offset,
-            "bad_records": self._bad_records,
+            "log_offset": self._follower.next_offset,
+            "bad_records": self._follower.bad_records,
             "last_applied_ms": self._last_applied_ms,
             "tailing": self._tail.is_alive(),
+            "snapshot": self.snapshot_uri,
+            "started_from": self.started_from,
+            "snapshot_swaps": self._swaps,
             "freshness": self.freshness.percentiles(),
         }
 
     def check_health(self) -> None:
-        """Serve calls this: a replica whose log tail died is replaced."""
-        if not self._tail.is_alive() and not self._stopping.is_set():
+        """Serve calls this: a replica whose log tail or snapshot watcher died is replaced."""
+        if self._stopping.is_set():
+            return
+        if not self._tail.is_alive():
             raise RuntimeError(f"shard {self.shard}: log tail thread stopped")
+        if self._ready.is_set() and not self._watcher.is_alive():
+            raise RuntimeError(f"shard {self.shard}: snapshot watcher thread stopped")
 
     def close(self) -> None:
         self._stopping.set()
         self._tail.join(timeout=5)
+        if self._watcher.is_alive():
+            self._watcher.join(timeout=5)
+        self._close_retired(after_s=0.0)

@@ -150,6 +150,30 @@ class ShardIndex:
                         parts.append(segment.search(matrix, k, self._config))
         return self._merge(parts, matrix.shape[0], k)
 
+    def exact_search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like search, by brute force over the exact copy of every live vector: the oracle of
+        recall checks (online monitoring), O(live vectors) per query."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"k must be an int >= 1, got {k!r}")
+        matrix = check_matrix(queries, self._config.dim, "queries")
+        keys, vectors = [], []
+        with self._lock:
+            if len(self._growing):
+                keys.append(self._growing.ids())
+                vectors.append(self._growing.vectors())
+            for segment in self._segments:
+                live = np.flatnonzero(~segment.dead)
+                if live.size:
+                    keys.append(segment.ids[live])
+                    vectors.append(segment.vectors_at(live))
+        if not keys or not matrix.shape[0]:
+            return self._merge([], matrix.shape[0], int(k))
+        flat = faiss.IndexFlat(self._config.dim, self._config.metric_type)
+        flat.add(np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32))
+        all_keys = np.concatenate(keys)
+        scores, positions = flat.search(matrix, min(int(k), len(all_keys)))
+        return self._merge([(scores, all_keys[positions])], matrix.shape[0], int(k))
+
     def vector(self, key: int) -> np.ndarray | None:
         """Return a copy of the stored vector of a live id, or None."""
         with self._lock:

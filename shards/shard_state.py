@@ -83,10 +83,14 @@ class ShardState:
                 else:
                     self._pins.pop(key, None)
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
-        """Top-k per query vector, best first: dicts with pin_id, score, title, board."""
+    def search(
+        self, queries: np.ndarray, k: int, exact: bool = False
+    ) -> list[list[dict[str, Any]]]:
+        """Top-k per query vector, best first: dicts with pin_id, score, title, board
+        (exact=True: by brute force over every live vector, see ShardIndex.exact_search)."""
         with self._lock:
-            scores, keys = self.index.search(queries, k)
+            search = self.index.exact_search if exact else self.index.search
+            scores, keys = search(queries, k)
             return [
                 [
                     {

@@ -105,7 +105,7 @@ def publish_snapshot(root: str, files: Mapping[str, bytes | Path], meta: Mapping
 
     A Path value is streamed from that local file. Returns the new snapshot's URI.
     """
-    fs, root_path = _resolve(root)
+    fs, root_path = resolve_uri(root)
     try:
         fs.create_dir(root_path, recursive=True)
         matches = map(_SNAPSHOT_NAME.fullmatch, _children(fs, root_path))
@@ -134,7 +134,7 @@ def publish_snapshot(root: str, files: Mapping[str, bytes | Path], meta: Mapping
 
 def open_snapshot(uri: str) -> Snapshot:
     """Open the snapshot at uri (a snapshot directory, or a root: its CURRENT snapshot)."""
-    fs, path = _resolve(uri)
+    fs, path = resolve_uri(uri)
     current = _read_current(fs, path, uri)
     if current is not None:
         return _open_directory(fs, f"{path}/{current}", _child(uri, current))
@@ -143,7 +143,7 @@ def open_snapshot(uri: str) -> Snapshot:
 
 def list_snapshots(root: str) -> list[str]:
     """URIs of the snapshot directories under root: CURRENT's first, then newest first."""
-    fs, path = _resolve(root)
+    fs, path = resolve_uri(root)
     names = sorted(
         (name for name in _children(fs, path) if _SNAPSHOT_NAME.fullmatch(name)),
         key=lambda name: int(name.split("-")[1]),
@@ -180,7 +180,7 @@ def prune_snapshots(root: str, keep: int = 3) -> list[str]:
     """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
-    fs, path = _resolve(root)
+    fs, path = resolve_uri(root)
     current = _read_current(fs, path, root)
     if current is None:
         return []
@@ -269,7 +269,7 @@ def _body_digest(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+def resolve_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem and path of a URI; a plain path is a local one (relative to the cwd)."""
     if "://" in uri:
         try:

@@ -62,6 +62,24 @@ def upsert_rows(
     )
 
 
+def delete_rows(pin_ids: Sequence[str], version: int, generation: str, dim: int) -> pa.Table:
+    """Log rows deleting `pin_ids`, all at one version (tests, benches)."""
+    n = len(pin_ids)
+    return pa.table(
+        {
+            "pin_id": list(pin_ids),
+            "op": ["delete"] * n,
+            "version": [version] * n,
+            "generation": [generation] * n,
+            "vector": pa.nulls(n, pa.list_(pa.float32(), dim)),
+            "title": pa.nulls(n, pa.string()),
+            "board": pa.nulls(n, pa.string()),
+            "event_time": [0] * n,
+        },
+        schema=log_schema(dim),
+    )
+
+
 def encode_rows(rows: pa.Table) -> bytes:
     """Serialise log rows as one Arrow IPC stream."""
     sink = pa.BufferOutputStream()

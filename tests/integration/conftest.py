@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -36,6 +37,7 @@ def unique_config(bootstrap: str, shards: int = 2, partitions: int = 3) -> Pinst
         .with_value("broker.bootstrap", bootstrap)
         .with_value("topics.pins_partitions", partitions)
         .with_value("shards.count", shards)
+        .with_value("storage.root", tempfile.mkdtemp(prefix="pinstream-test-"))
         .namespaced(uuid.uuid4().hex[:8])
     )
     create_topics(cfg)

@@ -29,7 +29,7 @@ class FakeShard:
         time.sleep(self.delay_s)
 
     def search(
-        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None
+        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
     ) -> list[list[dict[str, Any]]]:
         self._answer()
         hit = {"pin_id": f"from-{self.shard}", "score": 0.5, "title": "t", "board": "b"}

@@ -15,7 +15,7 @@ from encoder.embedder import encoder_config
 from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from serve.app import build_app
-from streams.embeddings_log import EmbeddingsLogWriter, log_schema, upsert_rows
+from streams.embeddings_log import EmbeddingsLogWriter, delete_rows, upsert_rows
 from streams.local_broker import LocalBroker
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
@@ -28,23 +28,6 @@ def log_rows(
     cfg: PinstreamConfig, pins: list[SyntheticPin], vectors: np.ndarray, version: int
 ) -> pa.Table:
     return upsert_rows([p.event for p in pins], vectors, version, cfg.model.generation)
-
-
-def delete_rows(cfg: PinstreamConfig, pin_ids: list[str], version: int) -> pa.Table:
-    n = len(pin_ids)
-    return pa.table(
-        {
-            "pin_id": pin_ids,
-            "op": ["delete"] * n,
-            "version": [version] * n,
-            "generation": [cfg.model.generation] * n,
-            "vector": pa.nulls(n, pa.list_(pa.float32(), cfg.shards.dim)),
-            "title": pa.nulls(n, pa.string()),
-            "board": pa.nulls(n, pa.string()),
-            "event_time": [0] * n,
-        },
-        schema=log_schema(cfg.shards.dim),
-    )
 
 
 class App:
@@ -179,7 +162,7 @@ def test_updates_replace_and_deletes_hold(app: App) -> None:
     updated = [generator.updated(p) for p in app.pins[10:15]]
     app.write(log_rows(app.cfg, updated, app.embed(updated), version=2))
     deleted = [p.event.pin_id for p in app.pins[15:20]]
-    app.write(delete_rows(app.cfg, deleted, version=2))
+    app.write(delete_rows(deleted, 2, app.cfg.model.generation, app.cfg.shards.dim))
     # A stale replay of the originals (version 1) must change nothing.
     app.write(log_rows(app.cfg, app.pins[10:20], app.embed(app.pins[10:20]), version=1))
 

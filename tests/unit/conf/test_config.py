@@ -73,3 +73,22 @@ def test_save_config_round_trips(tmp_path: Path) -> None:
     cfg = PinstreamConfig().with_value("shards.count", 3).with_value("broker.bootstrap", "h:9092")
     save_config(cfg, tmp_path / "saved.yaml")
     assert load_config(tmp_path / "saved.yaml") == cfg
+
+
+def test_shard_index_settings_are_checked_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"shards.*sealed_index 'IVF,Nope' is not a valid"):
+        load_config(write(tmp_path, "shards:\n  sealed_index: IVF,Nope\n"))
+    cfg = load_config(write(tmp_path, "shards:\n  sealed_index: IVF64,PQ48\n  growing_limit: 7\n"))
+    index = cfg.shards.index_config()
+    assert (index.dim, index.metric, index.sealed_index, index.growing_limit) == (
+        384,
+        "ip",
+        "IVF64,PQ48",
+        7,
+    )
+
+
+def test_snapshot_roots_are_keyed_by_the_log_they_fold() -> None:
+    cfg = PinstreamConfig().with_value("storage.root", "s3://bucket/pinstream/")
+    assert cfg.snapshot_root(3) == "s3://bucket/pinstream/snapshots/pin-embeddings/shard-3"
+    assert cfg.namespaced("t1").snapshot_root(3).endswith("/pin-embeddings-t1/shard-3")

@@ -1,25 +1,9 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from jobs.cli import main
-from shards import ShardConfig, ShardIndex
-
-
-def test_compact_command_publishes_a_new_snapshot(tmp_path: Path, capsys) -> None:
-    index = ShardIndex(ShardConfig(dim=8))
-    vectors = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
-    index.upsert(np.arange(300), vectors)
-    index.delete(np.arange(50))
-    index.save(str(tmp_path), log_offsets={0: 350})
-
-    assert main(["compact", "--uri", str(tmp_path)]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["live"] == 250
-    assert report["log_offsets"] == {"0": 350}
-    assert ShardIndex.load_latest(str(tmp_path)).log_offsets == {0: 350}
 
 
 def test_bad_config_is_refused_with_the_key_path(tmp_path: Path, capsys) -> None:

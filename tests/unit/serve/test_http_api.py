@@ -82,9 +82,11 @@ class FakeShard:
             )
         )
 
-    async def search(self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None) -> Any:
+    async def search(
+        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
+    ) -> Any:
         await asyncio.sleep(self.delay_s)
-        return search_state(self.state, vectors, k, keep)
+        return search_state(self.state, vectors, k, keep, exact)
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
         return self.state.get(pin_id)
@@ -200,14 +202,14 @@ def test_a_generation_that_is_served_is_accepted(client: TestClient) -> None:
     assert ids(client.post("/v1/search", json=body)) == ["pin-002"]
 
 
-def test_another_generation_gets_409_saying_only_one_is_served(client: TestClient) -> None:
+def test_a_generation_that_is_not_warm_gets_409_naming_the_warm_ones(client: TestClient) -> None:
     for response in (
         client.post("/v1/search", json={"text": "like pin-002", "generation": "minilm-v9"}),
         client.get("/v1/pins/pin-001/related", params={"generation": "minilm-v9"}),
     ):
         assert response.status_code == 409
         assert "'minilm-v9' is not served" in response.json()["detail"]
-        assert "one model generation exists today" in response.json()["detail"]
+        assert "warm generations: ['minilm-l6-v2-base']" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

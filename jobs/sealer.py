@@ -1,0 +1,101 @@
+"""The sealer: folds each shard's log partition into the shard's newest snapshot, publishes a
+new snapshot and prunes old ones.
+
+`pinstream seal` runs it once (or every N seconds), `pinstream compact` runs it with
+compaction, and the local stack runs it every `shards.snapshot_interval_s`. It keeps no state
+of its own: a sealer that dies half-way leaves the previous snapshot current, and the next run
+starts from it. Shard replicas pick up each new snapshot by themselves (serve/shard_replica.py).
+Run one sealer per deployment at a time: a snapshot root has one writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from conf.config import PinstreamConfig
+from serve.log_follower import catch_up, resume
+from shards.snapshot import prune_snapshots
+from streams.kafka_io import assigned_consumer
+
+log = logging.getLogger(__name__)
+
+
+def seal_shard(cfg: PinstreamConfig, shard: int, compact: bool = False) -> dict[str, Any]:
+    """Bring one shard's newest snapshot up to the end of its log, seal it (and compact it),
+    and publish it; nothing is published when the log has nothing new and compact is False."""
+    started = time.monotonic()
+    follower, source = resume(cfg, shard)
+    start = follower.next_offset
+    index = follower.state.index
+    try:
+        with assigned_consumer(cfg.broker.bootstrap) as consumer:
+            consumer.assign([follower.partition])
+            consumer.seek(follower.partition, start)
+            catch_up(follower, consumer, cfg.serve.shard_ready_idle_s)
+        report: dict[str, Any] = {
+            "shard": shard,
+            "source": source,
+            "applied_records": follower.next_offset - start,
+            "bad_records": follower.bad_records,
+            "log_offset": follower.next_offset,
+        }
+        if follower.next_offset == start and source is not None and not compact:
+            return {**report, "snapshot": source, "published": False}
+        report["sealed_vectors"] = index.stats()["growing"]
+        index.seal()
+        if compact:
+            done = index.compact()
+            report.update(merged_segments=done["segments"], dropped_vectors=done["dropped"])
+        index.wait_idle()
+        root = cfg.snapshot_root(shard)
+        written = follower.state.save(root, log_offsets={shard: follower.next_offset})
+        stats = index.stats()
+        return {
+            **report,
+            "snapshot": written,
+            "published": True,
+            "live": stats["live"],
+            "segments": len(stats["segments"]),
+            "pruned": prune_snapshots(root, cfg.shards.snapshots_keep),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    finally:
+        index.close()
+
+
+def seal_all(cfg: PinstreamConfig, compact: bool = False) -> list[dict[str, Any]]:
+    """seal_shard for every shard, one after the other (one shard's copy in memory at a time)."""
+    return [seal_shard(cfg, shard, compact) for shard in range(cfg.shards.count)]
+
+
+class PeriodicSealer:
+    """Runs seal_all every `interval_s` in a background thread until stopped."""
+
+    def __init__(self, cfg: PinstreamConfig, interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        self.cfg = cfg
+        self.interval_s = interval_s
+        self.runs = 0
+        self.last: list[dict[str, Any]] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sealer", daemon=True)
+
+    def start(self) -> PeriodicSealer:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stopping.wait(self.interval_s):
+            try:
+                self.last = seal_all(self.cfg)
+                self.runs += 1
+            except Exception:  # one failed run must not end snapshotting; the next retries
+                log.exception("sealer run failed; retrying in %.0fs", self.interval_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=60)

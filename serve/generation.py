@@ -1,0 +1,112 @@
+"""One warm index generation as the ingress sees it: its query encoder and its shards.
+
+A generation is one model version with its own shards and embeddings log. The ingress's own
+generation is bound into its application (serve/app.py); every other warm generation runs as
+an application of its own, `generation_app_name(cfg, generation)`, with the same deployment
+names, and the ingress reaches it by name when the traffic policy sends it a query.
+"""
+
+import asyncio
+import heapq
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException
+from ray.serve.handle import DeploymentHandle
+
+from conf.config import ServeConfig
+from serve.filters import SearchFilter
+from serve.metrics import IngressMetrics
+from shards.routing import shard_of
+
+log = logging.getLogger(__name__)
+
+Hits = list[dict[str, Any]]
+
+
+class GenerationClient:
+    """Encodes, fans out to every shard of one generation within a deadline, merges top-k."""
+
+    def __init__(
+        self,
+        generation: str,
+        encoder: DeploymentHandle,
+        shards: list[DeploymentHandle],
+        settings: ServeConfig,
+        metric: str,
+        metrics: IngressMetrics,
+    ) -> None:
+        self.generation = generation
+        self.encoder = encoder
+        self.shards = shards
+        self.settings = settings
+        self.metric = metric
+        self.metrics = metrics
+
+    async def encode(self, text: str) -> np.ndarray:
+        """The query vector of text in this generation's space."""
+        vector: np.ndarray = await self.encoder.encode.remote(text)
+        return vector
+
+    async def search(
+        self, vector: np.ndarray, k: int, keep: SearchFilter, exact: bool = False
+    ) -> tuple[Hits, list[int]]:
+        """Merged top-k over every shard that answered, and the shards that did not."""
+        answers, missing = await self.fan_out("search", vector, k, keep, exact)
+        hits = [hit for per_shard in answers.values() for hit in per_shard[0]]
+        if self.metric == "ip":
+            return heapq.nlargest(k, hits, key=lambda h: h["score"]), missing
+        return heapq.nsmallest(k, hits, key=lambda h: h["score"]), missing
+
+    async def get(self, pin_id: str) -> dict[str, Any]:
+        """The indexed pin with its vector; 404 when absent, 503 when its shard is down."""
+        shard = shard_of(pin_id, len(self.shards))
+        try:
+            found = await self.call_shard(shard, "get", pin_id)
+        except Exception as exc:  # a timeout or a dead replica: the pin cannot be read now
+            raise HTTPException(503, f"the shard holding pin {pin_id!r} did not answer") from exc
+        if found is None:
+            raise HTTPException(404, f"pin {pin_id!r} is not indexed in {self.generation!r}")
+        return dict(found)
+
+    async def fan_out(self, method: str, *args: Any) -> tuple[dict[int, Any], list[int]]:
+        """Call `method` on every shard with a per-shard timeout; return answers and the missing."""
+        results = await asyncio.gather(
+            *(self.call_shard(shard, method, *args) for shard in range(len(self.shards))),
+            return_exceptions=True,
+        )
+        answers = {i: r for i, r in enumerate(results) if not isinstance(r, BaseException)}
+        missing = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+        return answers, missing
+
+    async def call_shard(self, shard: int, method: str, *args: Any) -> Any:
+        """One shard call within serve.shard_timeout_s, timed; failures counted and re-raised."""
+        started = time.perf_counter()
+        call = getattr(self.shards[shard], method).remote(*args)
+        try:
+            result = await asyncio.wait_for(call, self.settings.shard_timeout_s)
+        except Exception as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+            tags = {"shard": str(shard), "method": method, "reason": reason}
+            self.metrics.shard_failures.inc(tags=tags)
+            log.warning("%s shard %d: %s %s: %r", self.generation, shard, method, reason, exc)
+            raise
+        self.metrics.shard_latency.observe(
+            time.perf_counter() - started, tags={"shard": str(shard), "method": method}
+        )
+        return result
+
+
+def generation_app_name(app_name: str, generation: str) -> str:
+    """The Serve application that runs a generation beside the ingress's own."""
+    return f"{app_name}-gen-{generation}"
+
+
+def recall_at_k(served: Hits, exact: Hits) -> float:
+    """Share of the exact top-k that the served answer holds (1.0 when exact is empty)."""
+    if not exact:
+        return 1.0
+    served_ids = {hit["pin_id"] for hit in served}
+    return sum(hit["pin_id"] in served_ids for hit in exact) / len(exact)

@@ -250,7 +250,7 @@ class RayConfig:
     """Which Ray to use: `local` starts one in-process; anything else is passed to ray.init."""
 
     address: str = "local"
-    num_cpus: int = 2
+    num_cpus: int = 4
 
     def __post_init__(self) -> None:
         _positive("num_cpus", self.num_cpus)

@@ -101,6 +101,7 @@ def run_traffic(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 def _check_warm(cfg: PinstreamConfig, policy: TrafficPolicy) -> None:
     """Refuse a policy that names a generation no Serve application runs."""
     from ray import serve
+    from ray.serve.schema import ApplicationStatus
 
     connect_ray(cfg)
     applications = serve.status().applications
@@ -108,10 +109,10 @@ def _check_warm(cfg: PinstreamConfig, policy: TrafficPolicy) -> None:
         if generation == cfg.model.generation:
             continue
         app = applications.get(generation_app_name(cfg.serve.app_name, generation))
-        if app is None or str(app.status) != "RUNNING":
+        if app is None or app.status != ApplicationStatus.RUNNING:
             raise PinstreamError(
                 f"generation {generation!r} is not running"
-                f"{'' if app is None else f' ({app.status})'}: start it with "
+                f"{'' if app is None else f' ({app.status.value})'}: start it with "
                 f"`pinstream backfill --model ...` first"
             )
 

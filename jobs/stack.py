@@ -82,8 +82,17 @@ def connect_ray(cfg: PinstreamConfig) -> None:
     """Join the configured Ray cluster, or the running local stack's Ray."""
     if ray.is_initialized():
         return
-    address = cfg.ray.address if cfg.ray.address != "local" else running_state(cfg)["ray_address"]
-    ray.init(address=address, log_to_driver=False)
+    if cfg.ray.address != "local":
+        ray.init(address=cfg.ray.address, log_to_driver=False)
+        return
+    # A local Ray starts with token authentication (its token in ~/.ray, for this user); a
+    # client must turn it on before connecting, as `ray.init` does for the cluster it starts.
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    ray.init(address=running_state(cfg)["ray_address"], log_to_driver=False)
 
 
 def start_ray(cfg: PinstreamConfig) -> None:

@@ -40,11 +40,14 @@ test: lint
 	$(BIN)/pytest tests/unit tests/integration -q -rs
 	$(BIN)/pytest tests/e2e -q -rs
 
-# Speed and memory live here, not in timed tests: JSON results under bench/results/.
+# Speed and memory live here, not in timed tests: JSON results under bench/results/,
+# then bench/results/report.md with every figure and the plots (PNG beside it).
+# About 15 minutes on 2 CPUs; each module's --help gives the sizes to change.
 bench: venv
-	$(BIN)/python -m bench.ingest_bench
-	$(BIN)/python -m bench.serving_bench
+	$(BIN)/python -m bench.ingest_bench --count 1000
+	$(BIN)/python -m bench.serving_bench --seconds 2
 	$(BIN)/python -m bench.shards_bench
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

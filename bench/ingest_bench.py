@@ -4,7 +4,9 @@
 
 Same model, batch size and machine, in the same run. Freshness is measured at half
 the sustainable rate, from each event's event_time to the moment a shard replica
-applies it (the replicas' own histogram, read through /healthz).
+applies it: percentiles from the Serve replicas' own window (read through /healthz),
+and every sample (`series.freshness_s`, plotted by `python -m bench.report`) from one
+more replica per shard in this process, the same class tailing the same log.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
 from jobs.stack import create_topics
 from serve.app import build_app
+from serve.freshness import FreshnessTracker
+from serve.shard_replica import ShardReplica
 from streams.events import now_ms
 from streams.local_broker import LocalBroker, free_loopback_port
 from streams.producer import PinProducer
@@ -68,7 +72,7 @@ def pipeline_rate(bootstrap: str, count: int) -> float:
     stamps: list[tuple[float, int]] = []
     write = job._write
 
-    def timed_write(records, embeddings, dead_letters) -> None:  # type: ignore[no-untyped-def]
+    def timed_write(records, embeddings, dead_letters) -> None:
         write(records, embeddings, dead_letters)
         stamps.append((time.perf_counter(), records.num_rows))
 
@@ -76,6 +80,18 @@ def pipeline_rate(bootstrap: str, count: int) -> float:
     job.run()
     rows_after_first = sum(n for _, n in stamps[1:])
     return rows_after_first / (stamps[-1][0] - stamps[0][0])
+
+
+class RecordingFreshness(FreshnessTracker):
+    """A replica's freshness tracker that also keeps every sample, for the distribution."""
+
+    def __init__(self, shard: int) -> None:
+        super().__init__(shard)
+        self.every_sample: list[float] = []
+
+    def observe(self, event_times_ms: list[int], now_ms: int) -> None:
+        super().observe(event_times_ms, now_ms)
+        self.every_sample.extend((now_ms - t) / 1000 for t in event_times_ms if t)
 
 
 def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
@@ -94,6 +110,10 @@ def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
         producer.send(warm.event)
         producer.flush()
         _wait_pins(url, 1)  # pipeline and replicas warm before the clock starts
+        probes = [ShardReplica(cfg, shard) for shard in range(cfg.shards.count)]
+        trackers = [RecordingFreshness(shard) for shard in range(cfg.shards.count)]
+        for probe, tracker in zip(probes, trackers, strict=True):
+            probe.freshness = tracker  # after catching up: the warm-up pin is not a sample
         started = time.monotonic()
         for i in range(total):
             delay = started + i / rate - time.monotonic()
@@ -102,7 +122,10 @@ def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
             producer.send(generator.pins(1, start=i, event_time=now_ms())[0].event)
             producer.flush()
     _wait_pins(url, total + 1)
+    _wait_samples(trackers, total)
     shards = requests.get(f"{url}/healthz", timeout=10).json()["shards"]
+    for probe in probes:
+        probe.close()
     job.stop()
     runner.join(timeout=30)
     serve.delete(cfg.serve.app_name)
@@ -114,7 +137,16 @@ def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
         "per_shard": per_shard,
         "p50_s_worst_shard": max(f["p50_s"] for f in per_shard),
         "p99_s_worst_shard": max(f["p99_s"] for f in per_shard),
+        "samples_s": [round(x, 4) for t in trackers for x in t.every_sample],
     }
+
+
+def _wait_samples(trackers: list[RecordingFreshness], expected: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while sum(len(t.every_sample) for t in trackers) < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the in-process replicas saw fewer than {expected} pins")
+        time.sleep(0.1)
 
 
 def _wait_pins(url: str, expected: int, timeout_s: float = 300) -> None:
@@ -154,6 +186,9 @@ def main() -> None:
             serve.shutdown()
             ray.shutdown()
     ratio = sustainable / statistics.median(raw)
+    samples = fresh.pop("samples_s")
+    model = {"model": base.model.name, "batch_size": base.ingest.max_poll_records}
+    at_rate = {"rate_per_s": fresh["rate_per_s"], "shards": base.shards.count}
     result = {
         "schema": "pinstream.bench/1",
         "benchmark": "ingest",
@@ -170,17 +205,40 @@ def main() -> None:
             "throughput_ratio_to_raw_encoder": {
                 "value": ratio,
                 "unit": "ratio",
-                "conditions": {
-                    "model": base.model.name,
-                    "batch_size": base.ingest.max_poll_records,
-                },
-            }
+                "conditions": model,
+            },
+            "raw_encoder_sentences_per_s": {
+                "value": statistics.median(raw),
+                "unit": "sentences/s",
+                "conditions": model,
+            },
+            "pipeline_pins_per_s": {"value": sustainable, "unit": "pins/s", "conditions": model},
+            "freshness_p50_s": {
+                "value": fresh["p50_s_worst_shard"],
+                "unit": "s",
+                "conditions": {**at_rate, "of": "worst shard, Serve replicas"},
+            },
+            "freshness_p99_s": {
+                "value": fresh["p99_s_worst_shard"],
+                "unit": "s",
+                "conditions": {**at_rate, "of": "worst shard, Serve replicas"},
+            },
         },
         "freshness_at_half_rate": fresh,
+        "series": {
+            "freshness_s": {
+                "conditions": {
+                    **at_rate,
+                    "seconds": fresh["seconds"],
+                    "of": "every pin, in-process replicas (one per shard)",
+                },
+                "points": samples,
+            }
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2))
 
 
 if __name__ == "__main__":

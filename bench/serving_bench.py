@@ -1,7 +1,8 @@
 """Serving benchmark: a closed-loop concurrency sweep over HTTP, against two baselines.
 
     python -m bench.serving_bench [--pins 2000] [--concurrency 1,2,4,8,16,32]
-                                  [--seconds 3] [--repeats 3] [--out bench/results/serving.json]
+                                  [--offered 0.25,0.5,0.7,0.9,1.1] [--seconds 3] [--repeats 3]
+                                  [--out bench/results/serving.json]
 
 Measured in one run on one machine, medians over `repeats`:
 - `serve_vector`, `serve_text`: the pinstream Serve app over HTTP (proxy, ingress,
@@ -10,7 +11,9 @@ Measured in one run on one machine, medians over `repeats`:
   called in-process from the same number of threads (no HTTP, no Ray);
 - `noop`: a Serve deployment that answers the same request bodies at once (the
   framework's own ceiling on this machine).
-Then each Serve mode at 70% of its best QPS, paced (open loop), for its tail latency.
+Then each Serve mode at 70% of its best QPS, paced (open loop), for its tail latency, and
+at a sweep of offered rates (fractions of its best QPS, once each): the latency-vs-QPS
+series (`series.latency_vs_offered_qps`) that `python -m bench.report` plots.
 Pins carry random unit vectors: exact (flat) search costs the same for any values.
 The load generator runs in this process: its CPU is counted against every mode alike.
 """
@@ -51,7 +54,7 @@ from streams.local_broker import LocalBroker, free_loopback_port
 from streams.synthetic import PinGenerator
 
 K = 10
-SCHEMA = "pinstream.bench/1"  # read by cluster/bench_results.py
+SCHEMA = "pinstream.bench/1"  # read by cluster/results_file.py
 
 # No `from __future__ import annotations` here: FastAPI must see NoOp.search's real types.
 noop_api = FastAPI()
@@ -272,6 +275,38 @@ def goals(modes: dict[str, Any], paced: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def figures(
+    cfg: PinstreamConfig, pins: int, modes: dict[str, Any], paced: dict[str, Any]
+) -> dict[str, Any]:
+    """The headline figures: `ingress_qps_per_replica` is the one the capacity planner reads."""
+    conditions = {"shards": cfg.shards.count, "pins": pins, "machine_cpus": os.cpu_count()}
+    result: dict[str, Any] = {
+        "ingress_qps_per_replica": {
+            "value": modes["serve_vector"]["best_qps"],
+            "unit": "queries/s",
+            "conditions": {"num_cpus": cfg.serve.ingress_num_cpus, **conditions},
+        },
+        "text_qps_best": {
+            "value": modes["serve_text"]["best_qps"],
+            "unit": "queries/s",
+            "conditions": {"model": cfg.model.name, **conditions},
+        },
+        "noop_qps_best": {
+            "value": modes["noop"]["best_qps"],
+            "unit": "queries/s",
+            "conditions": {"num_cpus": cfg.serve.ingress_num_cpus, **conditions},
+        },
+    }
+    for kind, run in paced.items():
+        for quantile in ("p50", "p99"):
+            result[f"{kind}_{quantile}_ms_at_70pct"] = {
+                "value": run[f"{quantile}_ms"],
+                "unit": "ms",
+                "conditions": {"rate_per_s": run["rate_per_s"], **conditions},
+            }
+    return result
+
+
 def table(modes: dict[str, Any], levels: list[int]) -> str:
     """A markdown table: QPS, p50 and p99 per mode and concurrency."""
     lines = [
@@ -314,15 +349,44 @@ def bench_config(bootstrap: str) -> PinstreamConfig:
     return cfg
 
 
+def offered_load(
+    name: str, call: Callable[[int], None], best_qps: float, fractions: list[float], seconds: float
+) -> list[dict[str, Any]]:
+    """Open loop at each fraction of `best_qps`: what was offered, achieved, and the latency."""
+    points = []
+    for fraction in fractions:
+        run = measure_paced(call, fraction * best_qps, seconds, workers=64)
+        points.append(
+            {
+                "mode": name,
+                "offered_qps": fraction * best_qps,
+                "qps": run.qps,
+                "p50_ms": run.p50_ms,
+                "p99_ms": run.p99_ms,
+                "requests": run.requests,
+                "errors": run.errors,
+            }
+        )
+    print(f"{name} offered: " + ", ".join(f"{p['offered_qps']:.0f}/s" for p in points))
+    return points
+
+
 def serve_modes(
-    cfg: PinstreamConfig, work: Workload, levels: list[int], seconds: float, repeats: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Sweeps of the app (vector, text) and of the no-op deployment, and the paced runs."""
+    cfg: PinstreamConfig,
+    work: Workload,
+    levels: list[int],
+    seconds: float,
+    repeats: int,
+    offered: list[float],
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Sweeps of the app (vector, text) and of the no-op deployment, the paced runs at 70% of
+    the best QPS, and the offered-load sweep."""
     with EmbeddingsLogWriter(cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count) as w:
         w.write(work.rows)
         w.flush()
     modes: dict[str, Any] = {}
     paced: dict[str, Any] = {}
+    sweep_points: list[dict[str, Any]] = []
     ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
     port = free_loopback_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -340,6 +404,9 @@ def serve_modes(
             rate = 0.7 * modes[f"serve_{kind}"]["best_qps"]
             runs = [measure_paced(call, rate, 2 * seconds, workers=64) for _ in range(repeats)]
             paced[kind] = {"rate_per_s": rate, **_summary(runs)}
+        for kind, call in calls.items():
+            best = modes[f"serve_{kind}"]["best_qps"]
+            sweep_points += offered_load(f"serve_{kind}", call, best, offered, seconds)
         serve.delete(name)
 
         noop = serve.deployment(
@@ -353,7 +420,7 @@ def serve_modes(
     finally:
         serve.shutdown()
         ray.shutdown()
-    return modes, paced
+    return modes, paced, sweep_points
 
 
 def inprocess_modes(
@@ -377,9 +444,13 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,2,4,8,16,32")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--offered", default="0.25,0.5,0.7,0.9,1.1", help="offered rates, fractions of best QPS"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/serving.json"))
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    offered = [float(f) for f in args.offered.split(",")]
     dim = load_config().shards.dim
     with LocalBroker() as broker:
         cfg = bench_config(broker.bootstrap)
@@ -388,7 +459,9 @@ def main() -> None:
             queries=random_unit(256, dim, seed=2),
             texts=[text for text, _ in PinGenerator(seed=4).queries(256)],
         )
-        modes, paced = serve_modes(cfg, work, levels, args.seconds, args.repeats)
+        modes, paced, sweep_points = serve_modes(
+            cfg, work, levels, args.seconds, args.repeats, offered
+        )
     modes |= inprocess_modes(cfg, work, levels, args.seconds, args.repeats)
     result = {
         "schema": SCHEMA,
@@ -408,16 +481,18 @@ def main() -> None:
         "modes": modes,
         "paced_at_70pct_of_best": paced,
         "goals": goals(modes, paced),
-        "figures": {
-            "ingress_qps_per_replica": {
-                "value": modes["serve_vector"]["best_qps"],
-                "unit": "queries/s",
+        "figures": figures(cfg, args.pins, modes, paced),
+        "series": {
+            "latency_vs_offered_qps": {
                 "conditions": {
-                    "num_cpus": cfg.serve.ingress_num_cpus,
-                    "shards": cfg.shards.count,
                     "pins": args.pins,
-                    "machine_cpus": os.cpu_count(),
+                    "shards": cfg.shards.count,
+                    "k": K,
+                    "seconds_per_level": args.seconds,
+                    "fractions_of_best_qps": offered,
+                    "ray_num_cpus": cfg.ray.num_cpus,
                 },
+                "points": sweep_points,
             }
         },
     }

@@ -4,7 +4,8 @@
                                  [--quick] [--out bench/results/shards.json]
 
 Measured in one run on one machine:
-- per shipped config (shards.memory.shipped_configs), on n vectors sealed into one segment:
+- per shipped config (shards.memory.shipped_configs), and the capacity planner's example
+  code (PQ32, no re-ranking: `IVF1024,PQ32` at this scale), on n vectors sealed into one segment:
   recall@10 and QPS of ShardIndex.search and of a copy of the very same FAISS index searched
   directly with the same parameters (IndexRefineFlat with the same k_factor where the config
   reranks), as a ratio, medians over `repeats` alternating runs, one query per call and in
@@ -14,6 +15,9 @@ Measured in one run on one machine:
 - recall@10 against exact search over the live set after every step of a clustered streaming
   runbook (insert sub-clusters in order, delete half of earlier ones, re-insert), default
   config, background sealing and compaction as they happen.
+`figures` holds what the capacity planner reads (search QPS and resident bytes per vector,
+one entry per config, the default first); `series` the per-step recall that
+`python -m bench.report` plots.
 Data: a seeded two-level Gaussian mixture (8 topics x 64 sub-clusters, power-law spectrum
 within a sub-cluster), normalized; queries are fresh draws from the same mixture.
 """
@@ -45,9 +49,10 @@ import pyarrow as pa
 from shards import ShardConfig, ShardIndex, ShardState
 from shards.memory import bytes_per_vector, shipped_configs
 from shards.routing import pin_key
+from shards.sealing import plan_factory
 from streams.embeddings_log import log_schema
 
-SCHEMA = "pinstream.bench/1"  # read by cluster/bench_results.py
+SCHEMA = "pinstream.bench/1"  # read by cluster/results_file.py
 K = 10
 TOPICS, SUBCLUSTERS = 8, 64
 BATCH = 100
@@ -292,6 +297,57 @@ def upsert_throughput(data: Data, dim: int) -> dict[str, Any]:
     return result
 
 
+def planner_configs(dim: int, metric: str = "ip") -> dict[str, ShardConfig]:
+    """The capacity planner's example code (`IVF65536,PQ32`: 32-byte PQ codes, no re-ranking)
+    with as many lists as this benchmark's scale trains well, so the planner can stand it in
+    for the example (cluster/stand_in.py).
+
+    `np` skips FAISS's polysemous training (a minute here): the codes, their size and the
+    search are the same.
+    """
+    if dim % 32:
+        return {}
+    return {
+        "ivf_pq32": ShardConfig(
+            dim=dim, metric=metric, sealed_index="IVF1024,PQ32np", rerank_factor=0
+        )
+    }
+
+
+def config_figures(
+    results: dict[str, Any], default: str, n: int, dim: int, threads: int
+) -> dict[str, list[dict[str, Any]]]:
+    """The planner's per-replica figures, one entry per config, the default config first."""
+    qps, resident = [], []
+    for name in [default, *(name for name in results if name != default)]:
+        r = results[name]
+        index = plan_factory(r["sealed_index"], n)  # what one segment of n vectors seals as
+        conditions = {"index": index, "dim": dim, "vectors": n}
+        qps.append(
+            {
+                "value": r["qps_one_query_per_call"]["median_qps"]["shard_index"],
+                "unit": "queries/s",
+                "conditions": {
+                    **conditions,
+                    "k": K,
+                    "nprobe": r["nprobe"],
+                    "threads": threads,
+                    "rerank_factor": r["rerank_factor"],
+                    "recall_at_10": r["recall_at_10"]["shard_index"],
+                },
+            }
+        )
+        if r["resident_bytes_per_vector"]["shard_state"] is not None:
+            resident.append(
+                {
+                    "value": r["resident_bytes_per_vector"]["shard_state"],
+                    "unit": "bytes",
+                    "conditions": conditions,
+                }
+            )
+    return {"search_qps_per_replica": qps, "resident_bytes_per_vector": resident}
+
+
 def runbook(labels: np.ndarray, seed: int, chunks: int = 10) -> Iterator[tuple[str, np.ndarray]]:
     """Clustered inserts (sub-clusters in order, in `chunks` parts); from the third part on,
     delete half of the part two back; from the fifth, re-insert the half deleted earlier."""
@@ -400,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"data: {args.n} x {args.dim}, {args.queries} queries", flush=True)
     data = make_data(args.n, args.dim, args.queries, args.seed)
-    configs = shipped_configs(args.dim)
+    configs = shipped_configs(args.dim) | planner_configs(args.dim)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="shards-bench-") as work:
         for name, config in configs.items():
@@ -419,9 +475,14 @@ def main(argv: list[str] | None = None) -> int:
         queries=min(200, args.queries),
     )
     info["load_average_at_end"] = os.getloadavg()
-    default = results["ivf_flat"]
     pq = results["ivf_pq"]
-    conditions = {"dim": args.dim, "vectors": args.n, "k": K}
+    streaming_conditions = {
+        "sealed_index": streaming["config"]["sealed_index"],
+        "growing_limit": streaming["config"]["growing_limit"],
+        "vectors": args.n,
+        "dim": args.dim,
+        "queries_per_step": min(200, args.queries),
+    }
     output = {
         "schema": SCHEMA,
         "benchmark": "shards",
@@ -455,25 +516,26 @@ def main(argv: list[str] | None = None) -> int:
             },
         },
         "figures": {
-            "search_qps_per_replica": {
-                "value": default["qps_one_query_per_call"]["median_qps"]["shard_index"],
-                "unit": "queries/s",
-                "conditions": {
-                    **conditions,
-                    "index": default["sealed_index"],
-                    "nprobe": default["nprobe"],
-                    "threads": info["faiss_threads"],
-                },
+            **config_figures(results, "ivf_flat", args.n, args.dim, info["faiss_threads"]),
+            "streaming_mean_recall_at_10": {
+                "value": streaming["mean_recall_at_10"],
+                "unit": "recall",
+                "conditions": streaming_conditions,
             },
-            "resident_bytes_per_vector": {
-                "value": default["resident_bytes_per_vector"]["shard_state"],
-                "unit": "bytes",
-                "conditions": {
-                    "index": default["sealed_index"],
-                    "dim": args.dim,
-                    "vectors": args.n,
-                },
+            "upsert_vectors_per_s": {
+                "value": upserts["upsert_vectors_per_s"],
+                "unit": "vectors/s",
+                "conditions": {"dim": args.dim, "batch": upserts["batch"], "vectors": args.n},
             },
+        },
+        "series": {
+            "streaming_recall_at_10": {
+                "conditions": streaming_conditions,
+                "points": [
+                    {"step": number, **step}
+                    for number, step in enumerate(streaming["steps"], start=1)
+                ],
+            }
         },
         "notes": [
             "ratios compare ShardIndex.search with a serialized copy of the same sealed FAISS "

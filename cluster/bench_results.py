@@ -1,39 +1,22 @@
 """The benchmark figures the capacity planner reads, and how it reads them from bench/results/.
 
 Every per-replica and per-GPU number in a plan comes from a JSON file written by
-`make bench`; this module is the one place that says which files and keys those
-are. Each results file looks like::
-
-    {
-      "schema": "pinstream.bench/1",
-      "benchmark": "shards",
-      "date": "2026-05-09T07:35:25Z",
-      "machine": {"cpu": "...", "cpus": 16, "gpu": "NVIDIA A10G"},
-      "figures": {
-        "search_qps_per_replica": {
-          "value": 1234.5,
-          "unit": "queries/s",
-          "conditions": {"index": "IVF65536,PQ32", "dim": 384, "vectors": 10000000,
-                         "k": 10, "nprobe": 32, "threads": 4}
-        }
-      }
-    }
-
-Other keys are allowed and ignored. A figure is used only when its file has the
-schema above, its value is a number > 0, its unit is the expected one, it states
-every condition listed in `FIGURES`, and (for per-GPU figures) `machine.gpu`
-names the GPU; otherwise the plan says why it is missing.
+`make bench` (format: `cluster/results_file.py`); this module is the one place that
+says which files and keys those are. A figure is used only when its file has the
+schema, its value is a number > 0, its unit is the expected one, it states every
+condition listed in `FIGURES`, and (for per-GPU figures) `machine.gpu` names the GPU;
+otherwise the plan says why it is missing. A key measured under several conditions
+(e.g. `search_qps_per_replica` for each index the shard benchmark ran) gives the
+planner every usable measurement to choose from (`BenchFigures.candidates`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-SCHEMA = "pinstream.bench/1"
+from cluster.results_file import Figure, ResultsFile, read_results
+
 RUN_BENCH = "run `make bench`"
 
 
@@ -106,23 +89,6 @@ FIGURES: dict[str, FigureSpec] = {
 
 
 @dataclass(frozen=True)
-class Figure:
-    """One measured figure with where it came from."""
-
-    key: str
-    value: float
-    unit: str
-    conditions: dict[str, Any]
-    source: Path
-    date: str
-    gpu: str | None
-
-    def cite(self) -> str:
-        """`file (date)`, for the plan's output."""
-        return f"{self.source} ({self.date})"
-
-
-@dataclass(frozen=True)
 class Missing:
     """A figure the planner needs but cannot use, and why."""
 
@@ -141,86 +107,69 @@ class BenchFigures:
     results_dir: Path
     found: dict[str, Figure] = field(default_factory=dict)
     missing: dict[str, Missing] = field(default_factory=dict)
+    # Every usable measurement of a key, the primary (`found`) one first.
+    measured: dict[str, list[Figure]] = field(default_factory=dict)
 
     def get(self, key: str) -> Figure | Missing:
         """The figure under `key` (a key of `FIGURES`), or why it is missing."""
-        if key not in FIGURES:
-            raise KeyError(f"{key!r} is not a planner figure (known: {sorted(FIGURES)})")
+        _check_key(key)
         return self.found.get(key) or self.missing[key]
+
+    def candidates(self, key: str) -> list[Figure]:
+        """Every usable measurement of `key` (several conditions, e.g. one per index)."""
+        _check_key(key)
+        return self.measured.get(key, [])
 
 
 def load_figures(results_dir: Path) -> BenchFigures:
     """Read every figure of `FIGURES` from the JSON files under `results_dir`."""
     found: dict[str, Figure] = {}
     missing: dict[str, Missing] = {}
-    documents: dict[str, dict[str, Any] | str] = {}
+    measured: dict[str, list[Figure]] = {}
+    files: dict[str, ResultsFile | str] = {}
     for spec in FIGURES.values():
-        if spec.file not in documents:
-            documents[spec.file] = _read_document(results_dir / spec.file)
-        document = documents[spec.file]
-        if isinstance(document, str):
-            missing[spec.key] = Missing(spec.key, document)
+        if spec.file not in files:
+            files[spec.file] = read_results(results_dir / spec.file)
+        results = files[spec.file]
+        if isinstance(results, str):
+            missing[spec.key] = Missing(spec.key, results)
             continue
-        figure = _figure(spec, document, results_dir / spec.file)
-        if isinstance(figure, Missing):
-            missing[spec.key] = figure
+        usable, reasons = [], list(results.problems.get(spec.key, []))
+        for figure in results.figures_named(spec.key):
+            reason = _unusable(spec, figure)
+            if reason is None:
+                usable.append(figure)
+            else:
+                reasons.append(reason)
+        if usable:
+            found[spec.key], measured[spec.key] = usable[0], usable
+        elif reasons:
+            missing[spec.key] = Missing(spec.key, "; ".join(reasons))
         else:
-            found[spec.key] = figure
-    return BenchFigures(results_dir, found, missing)
+            absent = f"{results.path}: figures.{spec.key} is absent"
+            if spec.needs_gpu and not results.machine.get("gpu"):
+                absent += ", and that run had no GPU (machine.gpu is not set)"
+            missing[spec.key] = Missing(spec.key, absent)
+    return BenchFigures(results_dir, found, missing, measured)
 
 
-def _read_document(path: Path) -> dict[str, Any] | str:
-    """The parsed results file, or the reason it cannot be used."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return f"{path} does not exist"
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror}"
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})"
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        found = document.get("schema") if isinstance(document, dict) else None
-        return f"{path} has schema {found!r}, expected {SCHEMA!r} (keys: docs/scaling.md)"
-    if not isinstance(document.get("date"), str):
-        return f"{path} has no date"
-    if not isinstance(document.get("figures"), dict):
-        return f"{path} has no figures mapping"
-    return document
+def _check_key(key: str) -> None:
+    if key not in FIGURES:
+        raise KeyError(f"{key!r} is not a planner figure (known: {sorted(FIGURES)})")
 
 
-def _figure(spec: FigureSpec, document: dict[str, Any], path: Path) -> Figure | Missing:
-    where = f"{path}: figures.{spec.key}"
-    entry = document["figures"].get(spec.key)
-    if entry is None:
-        return Missing(spec.key, f"{where} is absent")
-    if not isinstance(entry, dict):
-        return Missing(spec.key, f"{where} is not a mapping")
-    value = entry.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return Missing(spec.key, f"{where}.value is not a number")
-    if not math.isfinite(value) or value <= 0:
-        return Missing(spec.key, f"{where}.value must be a finite number > 0, got {value}")
-    if entry.get("unit") != spec.unit:
-        return Missing(spec.key, f"{where}.unit is {entry.get('unit')!r}, expected {spec.unit!r}")
-    conditions = entry.get("conditions") or {}
-    if not isinstance(conditions, dict):
-        return Missing(spec.key, f"{where}.conditions is not a mapping")
-    absent = [name for name in spec.conditions if name not in conditions]
+def _unusable(spec: FigureSpec, figure: Figure) -> str | None:
+    """Why a well-formed figure cannot be used for `spec`, or None."""
+    where = f"{figure.source}: figures.{spec.key}"
+    index = figure.conditions.get("index")
+    where += f" (index {index!r})" if index is not None else ""
+    if figure.value <= 0:
+        return f"{where}: value must be a finite number > 0, got {figure.value:g}"
+    if figure.unit != spec.unit:
+        return f"{where}: unit is {figure.unit!r}, expected {spec.unit!r}"
+    absent = [name for name in spec.conditions if name not in figure.conditions]
     if absent:
-        return Missing(spec.key, f"{where}.conditions lacks {', '.join(absent)}")
-    machine = document.get("machine")
-    gpu = machine.get("gpu") if isinstance(machine, dict) else None
-    if spec.needs_gpu and not (isinstance(gpu, str) and gpu):
-        return Missing(spec.key, f"{where} was measured without a GPU (machine.gpu is not set)")
-    return Figure(
-        key=spec.key,
-        value=float(value),
-        unit=spec.unit,
-        conditions=conditions,
-        source=path,
-        date=document["date"],
-        gpu=gpu if isinstance(gpu, str) else None,
-    )
+        return f"{where}: conditions lacks {', '.join(absent)}"
+    if spec.needs_gpu and not figure.gpu:
+        return f"{where} was measured without a GPU (machine.gpu is not set)"
+    return None

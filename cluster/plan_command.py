@@ -33,6 +33,12 @@ def add_plan_parser(subparsers: Any) -> None:
         "--index", default="Flat", help='FAISS index spec of a shard, e.g. "IVF65536,PQ32"'
     )
     plan.add_argument(
+        "--nprobe",
+        type=_positive_int,
+        default=None,
+        help="inverted lists a search visits (default: as the shard benchmark measured)",
+    )
+    plan.add_argument(
         "--results-dir",
         type=Path,
         default=DEFAULT_RESULTS_DIR,
@@ -56,6 +62,7 @@ def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         dim=args.dim or cfg.shards.dim,
         index=args.index,
         metric=cfg.shards.metric,
+        nprobe=args.nprobe,
     )
     figures = load_figures(args.results_dir)
     nodes = node_types()
@@ -89,3 +96,13 @@ def _count(text: str) -> int:
     if value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     return int(value)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value

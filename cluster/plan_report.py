@@ -39,14 +39,20 @@ def render(plan: Plan, figures: BenchFigures, launcher: str) -> str:
     if plan.warnings:
         out += ["", "warnings"] + [f"  ! {w}" for w in plan.warnings]
     out += ["", "assumptions"] + [f"  - {line}" for line in plan.assumptions.lines()]
+    out += [f"  - {line}" for line in plan.scaling]
     out += ["", f"benchmark results (from {figures.results_dir})"]
     out += [
         f"  used {f.key} = {f.value:,.6g} {f.unit} from {f.cite()}, {_conditions(f)}"
         for f in plan.used
     ]
     out += [f"  missing {m.key}: {m.reason}" for m in figures.missing.values()]
-    unused = [f for k, f in figures.found.items() if f not in plan.used]
-    out += [f"  not used {f.key} from {f.cite()} (see above)" for f in unused]
+    for key, measured in figures.measured.items():
+        others = [f for f in measured if f not in plan.used]
+        if len(others) == len(measured):
+            out.append(f"  not used {key} from {measured[0].cite()} (see above)")
+        elif others:
+            indexes = ", ".join(repr(f.conditions.get("index")) for f in others)
+            out.append(f"  not used {key} of {indexes} (another index than the plan's)")
     return "\n".join(out) + "\n"
 
 

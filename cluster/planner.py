@@ -1,9 +1,11 @@
 """Capacity planner: shards, replicas, GPUs and nodes for a corpus, a query rate and an ingest rate.
 
-Throughput figures come only from benchmark results (`cluster/bench_results.py`);
-memory is derived from the FAISS index spec (`cluster/index_memory.py`); node sizes
-come from the launcher config (`cluster/node_types.py`). What cannot be computed is
-printed as unknown, with the figure that is missing.
+Throughput figures come only from benchmark results (`cluster/bench_results.py`), taken
+from the measured index that stands in for the planned one (`cluster/stand_in.py`);
+memory is measured where it can be and otherwise derived from the FAISS index spec
+(`cluster/index_memory.py`); node sizes come from the launcher config
+(`cluster/node_types.py`). What cannot be computed is printed as unknown, with the
+figure that is missing.
 """
 
 from __future__ import annotations
@@ -15,15 +17,28 @@ from cluster.bench_results import BenchFigures, Figure, Missing
 from cluster.exceptions import PlanError
 from cluster.index_memory import IndexMemory, index_memory
 from cluster.node_types import CPU_WORKER, GIB, GPU_WORKER, NodeType, format_bytes
+from cluster.stand_in import (
+    StandIn,
+    describe_scale,
+    find_stand_in,
+    resident_per_vector,
+    search_scale,
+)
 
-# Extrapolating a measured search rate over more than this many times the measured
-# shard size gets a warning: re-run the benchmark nearer the planned size.
+# Scaling a measured search rate down by more than this (codes compared per search, planned
+# over measured) gets a warning: re-run the benchmark nearer the planned size.
 MAX_EXTRAPOLATION = 10.0
+# A measured recall@10 below this on the benchmark's data gets a warning: the plan's index
+# returns too few true neighbours without re-ranking or a finer code.
+LOW_RECALL = 0.9
 
 
 @dataclass(frozen=True)
 class PlanTarget:
-    """What the plan must carry: corpus size, query rate, ingest rate, vectors and index."""
+    """What the plan must carry: corpus size, query rate, ingest rate, vectors and index.
+
+    nprobe: inverted lists a search visits; None searches as the benchmark did.
+    """
 
     pins: int
     qps: float
@@ -31,12 +46,15 @@ class PlanTarget:
     dim: int
     index: str
     metric: str = "ip"
+    nprobe: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("pins", "qps", "ingest_rate", "dim"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise PlanError(f"{name} must be a finite number > 0, got {value}")
+        if self.nprobe is not None and self.nprobe < 1:
+            raise PlanError(f"nprobe must be >= 1, got {self.nprobe}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,8 @@ class Plan:
     memory: list[str]
     warnings: list[str] = field(default_factory=list)
     used: list[Figure] = field(default_factory=list)
+    # How measured figures were carried over to this plan: printed with the assumptions.
+    scaling: list[str] = field(default_factory=list)
 
 
 def make_plan(
@@ -126,12 +146,16 @@ def make_plan(
     a = assumptions or Assumptions()
     cpu, gpu = nodes[CPU_WORKER], nodes[GPU_WORKER]
     index = index_memory(target.index, target.dim, target.metric)
-    sizer = _Sizer(target, figures, a, gpu)
+    sizer = _Sizer(target, figures, a, gpu, index)
 
-    resident = sizer.matching("resident_bytes_per_vector")
-    if isinstance(resident, Figure):
-        bytes_per_vector = resident.value
-        bytes_basis = f"measured resident bytes per vector ({resident.cite()})"
+    resident = sizer.stand_in("resident_bytes_per_vector")
+    if isinstance(resident, StandIn):
+        bytes_per_vector, derivation = resident_per_vector(resident)
+        sizer.scaling.append(derivation)
+        bytes_basis = (
+            f"measured resident bytes per vector of {resident.measured.spec!r} from "
+            f"{resident.figure.cite()}, less its fixed bytes"
+        )
     else:
         bytes_per_vector = index.bytes_per_vector
         bytes_basis = (
@@ -206,6 +230,7 @@ def make_plan(
         memory=memory,
         warnings=sizer.warnings,
         used=sizer.used,
+        scaling=sizer.scaling,
     )
 
 
@@ -217,8 +242,10 @@ class _Sizer:
     figures: BenchFigures
     a: Assumptions
     gpu: NodeType
+    index: IndexMemory
     warnings: list[str] = field(default_factory=list)
     used: list[Figure] = field(default_factory=list)
+    scaling: list[str] = field(default_factory=list)
 
     def figure(self, key: str) -> Figure | Missing:
         found = self.figures.get(key)
@@ -226,41 +253,55 @@ class _Sizer:
             self.used.append(found)
         return found
 
-    def matching(self, key: str) -> Figure | Missing:
-        """The figure if it was measured on the plan's index spec and dimension."""
+    def stand_in(self, key: str) -> StandIn | Missing:
+        """The measurement of `key` that stands in for the plan's index, noted as used."""
         found = self.figures.get(key)
         if isinstance(found, Missing):
             return found
-        index, dim = found.conditions.get("index"), found.conditions.get("dim")
-        if index != self.target.index or dim != self.target.dim:
-            return Missing(
-                key,
-                f"{found.source} measured index {index!r} dim {dim}, the plan is for "
-                f"{self.target.index!r} dim {self.target.dim}",
-            )
-        self.used.append(found)
-        return found
+        stand = find_stand_in(self.figures.candidates(key), self.index)
+        if isinstance(stand, str):
+            return Missing(key, stand)
+        self.used.append(stand.figure)
+        self.scaling.append(stand.describe())
+        return stand
 
     def replicas_per_shard(self, vectors_per_shard: int) -> tuple[Count, float | None]:
         a, qps = self.a, self.target.qps
-        found = self.matching("search_qps_per_replica")
-        if isinstance(found, Missing):
-            basis = found.explain("query QPS per shard replica")
+        stand = self.stand_in("search_qps_per_replica")
+        if isinstance(stand, Missing):
+            basis = stand.explain("query QPS per shard replica")
             return Count(a.min_replicas_per_shard, f"availability floor; {basis}", True), None
-        measured_vectors = float(found.conditions["vectors"])
-        # Search time grows at most linearly with the vectors a shard holds (for IVF the
-        # coarse step does not grow at all): scaling by the ratio bounds the cost above.
-        scale = min(1.0, measured_vectors / vectors_per_shard)
-        if 1 / scale > MAX_EXTRAPOLATION:
-            self.warnings.append(
-                f"search QPS per replica was measured at {measured_vectors:,.0f} vectors and is "
-                f"scaled down {1 / scale:,.0f}x to the planned {vectors_per_shard:,} per shard: "
-                "re-run the shard benchmark nearer that size"
+        found = stand.figure
+        scale = search_scale(stand, vectors_per_shard, self.target.nprobe)
+        self.scaling.append(describe_scale(stand, scale, vectors_per_shard))
+        if stand.planned.nlist and self.target.nprobe is None:
+            self.scaling.append(
+                f"searches use nprobe {scale.measured_nprobe}, as measured (set --nprobe)"
             )
-        count = math.ceil(qps / (found.value * scale * a.utilization))
+        if 1 / scale.factor > MAX_EXTRAPOLATION:
+            self.warnings.append(
+                f"search QPS per replica is scaled down {1 / scale.factor:,.0f}x from the "
+                f"{scale.measured_codes:,.0f} codes per query measured to the planned "
+                f"{scale.planned_codes:,.0f}: re-run the shard benchmark nearer that size"
+            )
+        measured, planned = stand.measured.nlist, stand.planned.nlist
+        if planned > measured:
+            self.warnings.append(
+                f"the coarse step of {stand.planned.spec!r} compares each query with "
+                f"{planned:,} centroids, {planned / measured:,.0f}x the measured "
+                f"{stand.measured.spec!r}, and is not in the scaling: benchmark that nlist"
+            )
+        recall = found.conditions.get("recall_at_10")
+        if isinstance(recall, int | float) and recall < LOW_RECALL:
+            self.warnings.append(
+                f"{stand.measured.spec!r} reached recall@10 {recall:.3f} with nprobe "
+                f"{scale.measured_nprobe} on the benchmark's data: plan re-ranking or a finer "
+                "code (docs/scaling.md)"
+            )
+        count = math.ceil(qps / (found.value * scale.factor * a.utilization))
         threads = float(found.conditions["threads"])
         basis = (
-            f"{qps:,.0f} q/s / ({found.value:,.6g} q/s x {scale:.3g} size scale x "
+            f"{qps:,.0f} q/s / ({found.value:,.6g} q/s x {scale.factor:.3g} scan scale x "
             f"{a.utilization:g}), {threads:g} CPU each"
         )
         return Count(max(a.min_replicas_per_shard, count), basis), threads

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cluster.bench_results import SCHEMA
+from cluster.results_file import SCHEMA
 
 CREATED_AT = "2026-05-09T07:35:25Z"
 # One valid figure per key, with every condition the planner requires.
@@ -57,17 +57,23 @@ FILES = {
 
 
 def write_results(
-    results: Path, name: str, figures: dict[str, Any], gpu: str | None = "NVIDIA A10G"
+    results: Path,
+    name: str,
+    figures: dict[str, Any],
+    gpu: str | None = "NVIDIA A10G",
+    series: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one results file with the given figures."""
+    """Write one results file with the given figures (and series, where given)."""
     results.mkdir(parents=True, exist_ok=True)
-    document = {
+    document: dict[str, Any] = {
         "schema": SCHEMA,
         "benchmark": name.removesuffix(".json"),
         "date": CREATED_AT,
         "machine": {"cpu": "test", "cpus": 16, "gpu": gpu},
         "figures": figures,
     }
+    if series is not None:
+        document["series"] = series
     path = results / name
     path.write_text(json.dumps(document))
     return path

@@ -91,3 +91,37 @@ def test_scaling_doc_lists_every_file_key_unit_and_condition() -> None:
         assert f"`{spec.file}`" in row and spec.unit in row, spec.key
         for condition in spec.conditions:
             assert f"`{condition}`" in row, (spec.key, condition)
+
+
+def test_a_gpu_figure_absent_from_a_run_without_gpu_says_so(tmp_path: Path) -> None:
+    write_results(tmp_path, "serving.json", {}, gpu=None)
+    found = load_figures(tmp_path).get("query_encoder_qps_per_gpu")
+    assert isinstance(found, Missing)
+    assert found.reason.endswith(
+        "figures.query_encoder_qps_per_gpu is absent, "
+        "and that run had no GPU (machine.gpu is not set)"
+    )
+
+
+def test_every_usable_measurement_is_a_candidate_the_first_found(tmp_path: Path) -> None:
+    flat = copy.deepcopy(VALID["search_qps_per_replica"])
+    flat["conditions"]["index"] = "IVF256,Flat"
+    broken = copy.deepcopy(flat)
+    broken["conditions"].pop("threads")
+    pq = copy.deepcopy(VALID["search_qps_per_replica"])
+    write_results(tmp_path, "shards.json", {"search_qps_per_replica": [flat, broken, pq]})
+    figures = load_figures(tmp_path)
+    candidates = figures.candidates("search_qps_per_replica")
+    assert [f.conditions["index"] for f in candidates] == ["IVF256,Flat", "IVF65536,PQ32"]
+    assert figures.get("search_qps_per_replica") is candidates[0]
+    assert figures.candidates("resident_bytes_per_vector") == []
+
+
+def test_a_key_with_no_usable_measurement_gives_each_reason(tmp_path: Path) -> None:
+    bad = copy.deepcopy(VALID["search_qps_per_replica"])
+    bad["unit"] = "qps"
+    write_results(tmp_path, "shards.json", {"search_qps_per_replica": [bad, {"value": None}]})
+    found = load_figures(tmp_path).get("search_qps_per_replica")
+    assert isinstance(found, Missing)
+    assert "figures.search_qps_per_replica[1].value is not a number" in found.reason
+    assert "(index 'IVF65536,PQ32'): unit is 'qps', expected 'queries/s'" in found.reason

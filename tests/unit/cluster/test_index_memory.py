@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import faiss
 import numpy as np
 import pytest
@@ -95,3 +97,30 @@ def test_l2_ivfpq_counts_precomputed_tables_only_up_to_faiss_limit() -> None:
 def test_unsized_specs_are_refused_clearly(spec: str, message: str) -> None:
     with pytest.raises(PlanError, match=message):
         index_memory(spec, 384)
+
+
+@pytest.mark.parametrize(
+    ("spec", "nlist", "encoding"),
+    [
+        ("IVF65536,PQ32", 65536, "PQ32x8"),
+        ("IVF1024,PQ32np", 1024, "PQ32x8"),  # no polysemous training: the same codes
+        ("IVF256,PQ192x4fs", 256, "PQ192x4fs"),
+        ("Flat", 0, "Flat"),
+        ("OPQ32,IVF16,SQ8", 16, "OPQ32_384,SQ8"),
+    ],
+)
+def test_layout_names_lists_and_code(spec: str, nlist: int, encoding: str) -> None:
+    memory = index_memory(spec, 384)
+    assert (memory.nlist, memory.encoding) == (nlist, encoding)
+
+
+def test_pq_without_polysemous_training_has_the_same_bytes() -> None:
+    assert index_memory("IVF1024,PQ32np", 384) == dataclasses.replace(
+        index_memory("IVF1024,PQ32", 384), spec="IVF1024,PQ32np"
+    )
+
+
+def test_codes_scanned_are_the_probed_share_of_the_lists() -> None:
+    assert index_memory("IVF1024,PQ32", 384).codes_scanned(200_000, 32) == 6250
+    assert index_memory("IVF16,Flat", 384).codes_scanned(1000, 64) == 1000  # nprobe > nlist
+    assert index_memory("Flat", 384).codes_scanned(1000, 1) == 1000

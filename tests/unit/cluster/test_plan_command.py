@@ -68,3 +68,11 @@ def test_dim_defaults_to_the_config(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     assert args.run(load_config(), args) == 0
     assert "dim 384, ip, index Flat" in capsys.readouterr().out
+
+
+def test_nprobe_is_optional_and_positive() -> None:
+    assert parse(ISSUE_ARGS).nprobe is None
+    assert parse([*ISSUE_ARGS, "--nprobe", "64"]).nprobe == 64
+    for bad in ("0", "1.5"):
+        with pytest.raises(SystemExit):
+            parse([*ISSUE_ARGS, "--nprobe", bad])

@@ -49,8 +49,9 @@ def test_with_every_benchmark_the_issue_example_is_fully_sized(tmp_path: Path) -
     for name, keys in FILES.items():
         write_results(tmp_path, name, {key: figures[key] for key in keys})
     plan = plan_for(tmp_path)
-    # measured 120 B per vector: (64 GiB - fixed) / (120 x 1.3) holds 439.8M vectors
-    assert plan.bytes_per_vector == 120
+    # measured 120 B per vector on 100M vectors, less the index's fixed bytes spread over
+    # them: (64 GiB - fixed) / (119 x 1.3) holds 443.6M vectors
+    assert plan.bytes_per_vector == pytest.approx(120 - FIXED / 100_000_000)
     assert plan.shards.value == 23
     # measured on 500M >= the planned 434.8M per shard: no scaling; 2e6 / (800 x 0.6)
     assert plan.replicas_per_shard.show() == "4,167"
@@ -158,3 +159,72 @@ def test_a_pipeline_faster_than_its_encoder_is_capped_with_a_warning(tmp_path: P
     assert plan.ingest_gpus.value == math.ceil(20000 / (12000 * 1.0 * 0.6)) == 3
     (warning,) = plan.warnings
     assert "throughput_ratio_to_raw_encoder = 1.42 > 1" in warning
+
+
+def shard_bench_figures(results: Path) -> None:
+    """shards.json as the shard benchmark writes it: every config, the default first."""
+
+    def on(index: str, qps: float, resident: float, recall: float) -> dict[str, dict]:
+        at = {"index": index, "dim": 384, "vectors": 200_000}
+        return {
+            "search_qps_per_replica": {
+                "value": qps,
+                "unit": "queries/s",
+                "conditions": {
+                    **at,
+                    "k": 10,
+                    "nprobe": 32,
+                    "threads": 2,
+                    "rerank_factor": 0,
+                    "recall_at_10": recall,
+                },
+            },
+            "resident_bytes_per_vector": {"value": resident, "unit": "bytes", "conditions": at},
+        }
+
+    configs = [on("IVF256,Flat", 285.0, 2262.0, 0.9998), on("IVF1024,PQ32np", 2500.0, 800.0, 0.41)]
+    keys = ("search_qps_per_replica", "resident_bytes_per_vector")
+    write_results(results, "shards.json", {key: [c[key] for c in configs] for key in keys}, None)
+
+
+def test_the_issue_example_from_a_measured_pq32_stand_in(tmp_path: Path) -> None:
+    shard_bench_figures(tmp_path)
+    plan = plan_for(tmp_path)
+    fixed_1024 = 1024 * 384 * 4 + 1024 * 48 + 256 * 384 * 4
+    per_vector = 800 - fixed_1024 / 200_000
+    assert plan.bytes_per_vector == pytest.approx(per_vector)
+    shards = math.ceil(10e9 / ((64 * GIB - FIXED) / (per_vector * 1.3)))
+    assert plan.shards.value == shards
+    per_shard = math.ceil(10e9 / shards)
+    scale = (200_000 * 32 / 1024) / (per_shard * 32 / 65536)
+    assert plan.replicas_per_shard.value == math.ceil(2e6 / (2500 * scale * 0.6))
+    assert sorted(f.conditions["index"] for f in plan.used) == ["IVF1024,PQ32np"] * 2
+    # ~794 B per pin: ~150 shards of 66M pins, which scan 5x the codes measured (no warning)
+    coarse, recall = plan.warnings
+    assert "compares each query with 65,536 centroids, 64x the measured" in coarse
+    assert "'IVF1024,PQ32np' reached recall@10 0.410 with nprobe 32" in recall
+    assert any("stands in for 'IVF65536,PQ32'" in line for line in plan.scaling)
+    assert any("searches use nprobe 32, as measured" in line for line in plan.scaling)
+
+
+def test_a_wider_nprobe_needs_more_replicas(tmp_path: Path) -> None:
+    shard_bench_figures(tmp_path)
+    narrow = plan_for(tmp_path).replicas_per_shard.value
+    wide_target = PlanTarget(10**10, 2e6, 20_000, 384, "IVF65536,PQ32", nprobe=128)
+    wide = plan_for(tmp_path, wide_target).replicas_per_shard.value
+    assert narrow is not None and wide is not None
+    assert wide == pytest.approx(4 * narrow, rel=0.01)
+    with pytest.raises(PlanError, match="nprobe must be >= 1"):
+        PlanTarget(1, 1, 1, 8, "Flat", nprobe=0)
+
+
+def test_rendered_stand_in_is_an_assumption_and_other_indexes_are_named(tmp_path: Path) -> None:
+    shard_bench_figures(tmp_path)
+    figures = load_figures(tmp_path)
+    text = render(make_plan(ISSUE_TARGET, figures, node_types()), figures, "aws.yaml")
+    assumptions = text.split("\nassumptions\n")[1].split("\n\n")[0]
+    assert "stands in for 'IVF65536,PQ32': same code (PQ32x8, 32 B per vector)" in assumptions
+    assert "search time per query grows with the codes it compares" in assumptions
+    assert "taken not to depend on nlist" in assumptions
+    assert "not used search_qps_per_replica of 'IVF256,Flat' (another index" in text
+    assert "missing query_encoder_qps_per_gpu" in text

@@ -157,6 +157,30 @@ def test_status_command_reports_shards_and_freshness(stack: Stack) -> None:
     assert "committed" in result.stdout
 
 
+def test_backfill_then_canary_and_rollback_through_the_command_line(stack: Stack) -> None:
+    served, new = "minilm-l6-v2-base", "regen"
+    live = stack.pins_indexed()
+    backfill = stack.cli("backfill", "--model", "base", "--generation", new, "--until-idle", "5")
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    assert f"generation {new} is warm" in backfill.stdout
+
+    def search(**body: object) -> dict:
+        body = {"text": "farmhouse dining chair", "k": 5, **body}
+        return requests.post(f"{stack.url}/v1/search", json=body, timeout=30).json()
+
+    set_canary = stack.cli(
+        "traffic", "set", "--primary", served, "--canary", new, "--percent", "50"
+    )
+    assert set_canary.returncode == 0, set_canary.stderr[-3000:]
+    wait_until(
+        lambda: len(search(generation=new, k=1000)["results"]) == live, 120, f"{live} pins in {new}"
+    )
+    assert {search()["generation"] for _ in range(30)} == {served, new}
+    rollback = stack.cli("traffic", "rollback")
+    assert rollback.returncode == 0, rollback.stderr[-3000:]
+    assert {search()["generation"] for _ in range(10)} == {served}
+
+
 def test_ctrl_c_stops_everything(stack: Stack) -> None:
     broker_port = int(stack.bootstrap.rsplit(":", 1)[1])
     os.killpg(stack.process.pid, signal.SIGINT)

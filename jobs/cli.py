@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         sealer.add_argument("--shard", type=int, default=None, help="only this shard")
         sealer.add_argument(
+            "--generation", default=None, help="a backfilled generation (default: the config's)"
+        )
+        sealer.add_argument(
             "--every",
             type=float,
             default=None,
@@ -241,6 +244,8 @@ def run_sealer(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     from jobs.sealer import seal_shard
 
     cfg = cfg.with_value("broker.bootstrap", resolved_bootstrap(cfg, args.bootstrap))
+    if args.generation not in (None, cfg.model.generation):
+        cfg = cfg.for_generation(args.generation, cfg.model.name)  # its log, its snapshots
     if args.shard is not None and not 0 <= args.shard < cfg.shards.count:
         raise PinstreamError(f"--shard must be in [0, {cfg.shards.count}), got {args.shard}")
     shards = range(cfg.shards.count) if args.shard is None else [args.shard]

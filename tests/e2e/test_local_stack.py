@@ -176,6 +176,11 @@ def test_backfill_then_canary_and_rollback_through_the_command_line(stack: Stack
         lambda: len(search(generation=new, k=1000)["results"]) == live, 120, f"{live} pins in {new}"
     )
     assert {search()["generation"] for _ in range(30)} == {served, new}
+    sealed = stack.cli("seal", "--generation", new)
+    assert sealed.returncode == 0, sealed.stderr[-3000:]
+    reports = [json.loads(line) for line in sealed.stdout.splitlines()]
+    assert [r["published"] for r in reports] == [True, True]
+    assert sum(r["live"] for r in reports) == live
     rollback = stack.cli("traffic", "rollback")
     assert rollback.returncode == 0, rollback.stderr[-3000:]
     assert {search()["generation"] for _ in range(10)} == {served}

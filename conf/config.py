@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,9 +97,16 @@ class ShardsConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which encoder embeds pins and queries, and how."""
+    """Which encoder embeds pins and queries, and how.
+
+    `name`: "base" (the packaged weights), a model registry version id (looked up under
+    `registry`), or a local model folder (a path with a "/"). `registry` is the registry's
+    root (a path, s3://, gs://); it travels with this config into Ray workers, so it is
+    spelt out rather than derived from storage.root.
+    """
 
     name: str = "base"
+    registry: str = "var/pinstream/models"
     generation: str = "minilm-l6-v2-base"
     device: str = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -111,6 +119,8 @@ class ModelConfig:
             raise ValueError(f"threads must be >= 0 (0 = every core), got {self.threads}")
         _positive("batch_size", self.batch_size)
         _positive("max_seq_length", self.max_seq_length)
+        if not self.name or not self.registry:
+            raise ValueError("name and registry must not be empty")
         if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,63}", self.generation):
             raise ValueError(
                 f"generation must be a short name ([A-Za-z0-9_.-]), got {self.generation!r}"
@@ -272,6 +282,18 @@ class PinstreamConfig:
     def with_value(self, dotted: str, value: Any) -> PinstreamConfig:
         """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""
         return replace_path(self, dotted, value)
+
+    def with_absolute_paths(self) -> PinstreamConfig:
+        """A copy whose local storage root and model registry are absolute paths, so that
+        every process (Ray workers, Serve replicas, other commands) finds the same folders."""
+        cfg: PinstreamConfig = self
+        for key, value in (
+            ("storage.root", self.storage.root),
+            ("model.registry", self.model.registry),
+        ):
+            if "://" not in value:
+                cfg = cfg.with_value(key, os.path.abspath(value))
+        return cfg
 
     def snapshot_root(self, shard: int) -> str:
         """Where the snapshots of one shard live: keyed by the embeddings log they fold, so a

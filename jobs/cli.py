@@ -17,6 +17,7 @@ from cluster.plan_command import add_plan_parser
 from conf.config import PinstreamConfig, load_config
 from conf.errors import PinstreamError
 from jobs.generation_commands import add_generation_parsers
+from jobs.model_commands import add_model_parsers
 from jobs.stack import LocalStack, resolved_bootstrap, running_state
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("ray", "ray.data", "ray.serve", "kafka"):
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config).with_absolute_paths()  # relative to where it is run
         return int(args.run(cfg, args))
     except PinstreamError as exc:
         print(f"pinstream: {exc}", file=sys.stderr)
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_plan_parser(commands)
     add_generation_parsers(commands)
+    add_model_parsers(commands)
 
     for name, what in (
         ("seal", "fold each shard's log into a new snapshot, sealing its growing segment"),

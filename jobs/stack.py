@@ -141,9 +141,7 @@ class LocalStack:
         return self
 
     def _start(self, ready_timeout_s: float) -> None:
-        root = self.cfg.storage.root
-        if "://" not in root:  # Serve replicas and the sealer must agree on one folder
-            self.cfg = self.cfg.with_value("storage.root", os.path.abspath(root))
+        self.cfg = self.cfg.with_absolute_paths()  # replicas and the sealer share the folders
         if self.cfg.broker.is_local:
             # The local broker keeps nothing: snapshots of an earlier run fold a log that is gone.
             shutil.rmtree(Path(self.cfg.storage.root) / "snapshots", ignore_errors=True)

@@ -17,6 +17,9 @@ pointer or the new one; on a local disk the move is rename(2), atomic as well. A
 CURRENT target fails to verify falls back to the newest snapshot that does (first_good).
 Files hold arrays as .npy (read with allow_pickle=False), FAISS indexes as serialize_index
 bytes, JSON and Arrow IPC: nothing is unpickled. One writer per root at a time.
+
+write_directory, open_directory and replace_file are those steps on their own, for other
+artifacts published the same way (the model registry, encoder/registry.py).
 """
 
 from __future__ import annotations
@@ -111,25 +114,45 @@ def publish_snapshot(root: str, files: Mapping[str, bytes | Path], meta: Mapping
         matches = map(_SNAPSHOT_NAME.fullmatch, _children(fs, root_path))
         numbers = [int(match[1]) for match in matches if match]
         name = f"snapshot-{max(numbers, default=0) + 1:06d}"
-        directory = f"{root_path}/{name}"
-        if fs.get_file_info(directory).type != pafs.FileType.NotFound:
-            raise SnapshotError(f"{_child(root, name)} already exists: is another writer running?")
-        fs.create_dir(directory, recursive=True)
-        entries = {}
-        for file_name, source in files.items():
-            if not _FILE_NAME.fullmatch(file_name) or file_name == MANIFEST:
-                raise ValueError(f"bad snapshot file name {file_name!r}")
-            entries[file_name] = _write(fs, f"{directory}/{file_name}", source)
-        body = {**meta, "format": FORMAT, "created_ms": int(time.time() * 1000), "files": entries}
-        manifest = {"sha256": _body_digest(body), "body": body}
-        _write(fs, f"{directory}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
-        temporary = f"{root_path}/{CURRENT}.tmp-{uuid.uuid4().hex}"
-        _write(fs, temporary, f"{name}\n".encode())
-        fs.move(temporary, f"{root_path}/{CURRENT}")
+        write_directory(fs, f"{root_path}/{name}", files, meta, _child(root, name))
+        replace_file(fs, f"{root_path}/{CURRENT}", f"{name}\n".encode())
     except (OSError, pa.ArrowException) as exc:
         raise SnapshotError(f"cannot write a snapshot under {root}: {exc}") from exc
     log.info("published snapshot %s", _child(root, name))
     return _child(root, name)
+
+
+def write_directory(
+    fs: pafs.FileSystem,
+    directory: str,
+    files: Mapping[str, bytes | Path],
+    meta: Mapping[str, Any],
+    uri: str,
+) -> dict[str, Any]:
+    """Create `directory`, write files into it, then the manifest that lists them (last).
+
+    Refuses a directory that exists. Returns the manifest body. Storage errors propagate
+    (OSError, ArrowException) for the caller to wrap.
+    """
+    if fs.get_file_info(directory).type != pafs.FileType.NotFound:
+        raise SnapshotError(f"{uri} already exists: is another writer running?")
+    fs.create_dir(directory, recursive=True)
+    entries = {}
+    for file_name, source in files.items():
+        if not _FILE_NAME.fullmatch(file_name) or file_name == MANIFEST:
+            raise ValueError(f"bad snapshot file name {file_name!r}")
+        entries[file_name] = _write(fs, f"{directory}/{file_name}", source)
+    body = {**meta, "format": FORMAT, "created_ms": int(time.time() * 1000), "files": entries}
+    manifest = {"sha256": _body_digest(body), "body": body}
+    _write(fs, f"{directory}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+    return body
+
+
+def replace_file(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Replace a small file whole: readers see the old content or the new, never a part."""
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    _write(fs, temporary, data)
+    fs.move(temporary, path)
 
 
 def open_snapshot(uri: str) -> Snapshot:
@@ -137,8 +160,8 @@ def open_snapshot(uri: str) -> Snapshot:
     fs, path = resolve_uri(uri)
     current = _read_current(fs, path, uri)
     if current is not None:
-        return _open_directory(fs, f"{path}/{current}", _child(uri, current))
-    return _open_directory(fs, path, uri)
+        return open_directory(fs, f"{path}/{current}", _child(uri, current))
+    return open_directory(fs, path, uri)
 
 
 def list_snapshots(root: str) -> list[str]:
@@ -200,7 +223,8 @@ def prune_snapshots(root: str, keep: int = 3) -> list[str]:
     return deleted
 
 
-def _open_directory(fs: pafs.FileSystem, path: str, uri: str) -> Snapshot:
+def open_directory(fs: pafs.FileSystem, path: str, uri: str) -> Snapshot:
+    """The directory at `path` (named `uri` in errors) once its manifest verified."""
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         raise SnapshotNotFound(f"no snapshot at {uri}")
     try:

@@ -9,6 +9,7 @@ a fine-grained signal an encoder has to learn. Output depends only on the seed
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from streams.events import MAX_EVENT_BYTES, MAX_PIN_ID_CHARS, PinEvent, now_ms
@@ -83,7 +84,7 @@ STYLE_VOCABULARY: dict[str, StyleVocabulary] = {
 STYLES: tuple[str, ...] = tuple(STYLE_VOCABULARY)
 
 # Each category lives in a few rooms; a board is one style x one room.
-_CATEGORY_ROOMS: dict[str, tuple[str, ...]] = {
+CATEGORY_ROOMS: dict[str, tuple[str, ...]] = {
     "coffee table": ("Living Room",),
     "dining chair": ("Dining Room",),
     "floor lamp": ("Living Room", "Bedroom", "Home Office"),
@@ -99,7 +100,7 @@ _CATEGORY_ROOMS: dict[str, tuple[str, ...]] = {
     "writing desk": ("Home Office",),
     "bar stool": ("Kitchen",),
 }
-CATEGORIES: tuple[str, ...] = tuple(_CATEGORY_ROOMS)
+CATEGORIES: tuple[str, ...] = tuple(CATEGORY_ROOMS)
 
 MATERIALS: tuple[str, ...] = (
     "walnut",
@@ -169,16 +170,29 @@ class SyntheticPin:
 
 
 class PinGenerator:
-    """Seeded generator of synthetic pin events, updates, deletes and text queries."""
+    """Seeded generator of synthetic pin events, updates, deletes and text queries.
 
-    def __init__(self, seed: int = 0, id_prefix: str = "pin") -> None:
+    `styles` picks the styles pins are drawn from (default: every style of
+    STYLE_VOCABULARY); other vocabularies make pins of styles the default never shows.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        id_prefix: str = "pin",
+        styles: Mapping[str, StyleVocabulary] = STYLE_VOCABULARY,
+    ) -> None:
         longest_id = len(id_prefix) + len("-") + 8
         if not id_prefix or longest_id > MAX_PIN_ID_CHARS:
             raise ValueError(
                 f"id_prefix must be 1-{MAX_PIN_ID_CHARS - 9} characters, got {id_prefix!r}"
             )
+        if not styles:
+            raise ValueError("styles must name at least one style")
         self.seed = seed
         self.id_prefix = id_prefix
+        self.vocabulary = dict(styles)
+        self.styles = tuple(self.vocabulary)
 
     def pins(self, count: int, start: int = 0, event_time: int | None = None) -> list[SyntheticPin]:
         """Upserts for pin indexes start .. start + count - 1; event_time defaults to now."""
@@ -193,10 +207,13 @@ class PinGenerator:
         colour = rng.choice([c for c in COLOURS if c != pin.colour])
         # Later than the pin it replaces, even when both are generated in one millisecond.
         time_ms = max(now_ms(), pin.event.event_time + 1) if event_time is None else event_time
-        room = pin.event.board.removeprefix(STYLE_VOCABULARY[pin.style].board_label + " ")
-        if room not in _CATEGORY_ROOMS[pin.category]:
-            room = rng.choice(_CATEGORY_ROOMS[pin.category])
-        title, description, tags = _text(rng, pin.style, pin.category, pin.material, colour, room)
+        vocabulary = self.vocabulary[pin.style]
+        room = pin.event.board.removeprefix(vocabulary.board_label + " ")
+        if room not in CATEGORY_ROOMS[pin.category]:
+            room = rng.choice(CATEGORY_ROOMS[pin.category])
+        title, description, tags = _text(
+            rng, pin.style, vocabulary, pin.category, pin.material, colour, room
+        )
         event = replace(
             pin.event, title=title, description=description, tags=tags, event_time=time_ms
         )
@@ -214,17 +231,17 @@ class PinGenerator:
         rng = random.Random(f"{self.seed}:queries")
         result = []
         for _ in range(count):
-            style = rng.choice(STYLES)
-            vocabulary = STYLE_VOCABULARY[style]
+            style = rng.choice(self.styles)
+            vocabulary = self.vocabulary[style]
             category = rng.choice(CATEGORIES)
             text = rng.choice(_QUERIES).format(
                 style=style,
                 category=category,
                 colour=rng.choice(COLOURS),
                 material=rng.choice(MATERIALS),
-                room=rng.choice(_CATEGORY_ROOMS[category]).lower(),
+                room=rng.choice(CATEGORY_ROOMS[category]).lower(),
                 adjective=rng.choice(vocabulary.adjectives),
-                motif=_bare(rng.choice(vocabulary.motifs)),
+                motif=bare_motif(rng.choice(vocabulary.motifs)),
             )
             result.append((text.lower(), style))
         return result
@@ -233,12 +250,13 @@ class PinGenerator:
         pin_id = f"{self.id_prefix}-{index:08d}"
         # One stream per pin, so a pin never depends on which pins were generated before it.
         rng = random.Random(f"{self.seed}:{self.id_prefix}:{index}")
-        style = rng.choice(STYLES)
+        style = rng.choice(self.styles)
+        vocabulary = self.vocabulary[style]
         category = rng.choice(CATEGORIES)
         material = rng.choice(MATERIALS)
         colour = rng.choice(COLOURS)
-        room = rng.choice(_CATEGORY_ROOMS[category])
-        title, description, tags = _text(rng, style, category, material, colour, room)
+        room = rng.choice(CATEGORY_ROOMS[category])
+        title, description, tags = _text(rng, style, vocabulary, category, material, colour, room)
         image_url = None
         if rng.random() < _IMAGE_URL_SHARE:
             image_url = f"https://images.example.com/pins/{pin_id}.jpg"
@@ -247,7 +265,7 @@ class PinGenerator:
             op="upsert",
             title=title,
             description=description,
-            board=f"{STYLE_VOCABULARY[style].board_label} {room}",
+            board=f"{vocabulary.board_label} {room}",
             tags=tags,
             image_url=image_url,
             event_time=event_time,
@@ -281,10 +299,15 @@ def malformed_events() -> list[tuple[bytes | None, bytes | None, str]]:
 
 
 def _text(
-    rng: random.Random, style: str, category: str, material: str, colour: str, room: str
+    rng: random.Random,
+    style: str,
+    vocabulary: StyleVocabulary,
+    category: str,
+    material: str,
+    colour: str,
+    room: str,
 ) -> tuple[str, str, tuple[str, ...]]:
     """Title, description and tags of one pin, all drawn from `rng`."""
-    vocabulary = STYLE_VOCABULARY[style]
     adjective, adjective2 = rng.sample(vocabulary.adjectives, 2)
     motif, motif2 = rng.sample(vocabulary.motifs, 2)
     words = {
@@ -303,7 +326,7 @@ def _text(
     description = rng.choice(_FIRST_SENTENCES).format(**words)
     if rng.random() < 0.5:
         description += " " + rng.choice(_SECOND_SENTENCES).format(**words)
-    vocab_tags = rng.sample([adjective, _bare(motif)], rng.randint(1, 2))
+    vocab_tags = rng.sample([adjective, bare_motif(motif)], rng.randint(1, 2))
     return title, description, (style, category, material, colour, *vocab_tags)
 
 
@@ -311,7 +334,7 @@ def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _bare(motif: str) -> str:
+def bare_motif(motif: str) -> str:
     """`motif` without its leading article, for tags and queries."""
     for article in ("a ", "an "):
         if motif.startswith(article):

@@ -198,7 +198,7 @@ class Ingress:
             self.metrics.partial_results.inc(tags={"endpoint": endpoint})
         took_s = time.perf_counter() - started
         self.monitor.answered(answered.generation, role, took_s)
-        if route.shadow is not None:
+        if route.shadow is not None and route.shadow is not answered:
             self._spawn(self._shadow(route.shadow, run, hits))
         if random.random() < self.cfg.serve.recall_sample_rate:
             self._spawn(self._check_recall(answered, vector, k, keep, hits))

@@ -123,6 +123,11 @@ def test_shadow_is_scored_not_served_and_recall_is_monitored(
     assert stats()[own]["online_recall"] == 1.0, "exact shards: recall 1"
     assert "answered" not in stats()[OTHER] or not stats()[OTHER]["answered"]
 
+    set_policy(ingress, TrafficPolicy(own, canary=OTHER, canary_percent=100.0, shadow=OTHER))
+    assert answered_by(client) == (OTHER, None)
+    wait_until(lambda: stats()[OTHER]["recall_samples"] == 1, 10, "recall sample")
+    assert stats()[OTHER]["shadow_runs"] == 3, "a generation never shadows its own answer"
+
 
 def test_a_policy_naming_an_unreachable_generation_is_not_adopted(
     ingress: Ingress, client: TestClient

@@ -32,7 +32,8 @@ def add_model_parsers(commands: Any) -> None:
         help="fine-tune the encoder on engagement data (a Ray task) and publish a model version",
     )
     for flag, (name, kind) in _FINETUNE_FLAGS.items():
-        tune.add_argument(flag, dest=name, type=kind, default=getattr(defaults, name))
+        default = getattr(defaults, name)
+        tune.add_argument(flag, dest=name, type=kind, default=default, help=f"(default: {default})")
     tune.add_argument("--version", default=None, help="its id (default: the next ft-NNNN)")
     tune.add_argument("--no-eval", action="store_true", help="publish without scoring it")
     tune.set_defaults(run=run_finetune)

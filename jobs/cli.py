@@ -144,9 +144,12 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     if args.port is not None:
         cfg = cfg.with_value("serve.port", args.port)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     print("starting pinstream (broker, Ray, Serve, ingest) ...", flush=True)
     with LocalStack(cfg) as stack:
+        # After ray.init, which installs handlers of its own: SIGTERM and SIGINT both stop
+        # the stack in order, so no broker or Ray process outlives it.
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, lambda *_: stopped.set())
         print(f"pinstream is up at {stack.url}  (Kafka: {stack.cfg.broker.bootstrap})")
         print("  pinstream produce --count 1000")
         print(
@@ -154,11 +157,8 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
             """-d '{"text": "mid-century modern walnut coffee table", "k": 5}'"""
         )
         print("Ctrl-C stops everything.", flush=True)
-        try:
-            while not stopped.wait(1.0):
-                stack.check_ingest()
-        except KeyboardInterrupt:
-            pass
+        while not stopped.wait(1.0):
+            stack.check_ingest()
         print("stopping ...", flush=True)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -283,17 +284,20 @@ class PinstreamConfig:
         """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""
         return replace_path(self, dotted, value)
 
+    def with_values(self, changes: Mapping[str, Any]) -> PinstreamConfig:
+        """Return a copy with several values replaced, each checked as with_value does."""
+        cfg: PinstreamConfig = self
+        for dotted, value in changes.items():
+            cfg = cfg.with_value(dotted, value)
+        return cfg
+
     def with_absolute_paths(self) -> PinstreamConfig:
         """A copy whose local storage root and model registry are absolute paths, so that
         every process (Ray workers, Serve replicas, other commands) finds the same folders."""
-        cfg: PinstreamConfig = self
-        for key, value in (
-            ("storage.root", self.storage.root),
-            ("model.registry", self.model.registry),
-        ):
-            if "://" not in value:
-                cfg = cfg.with_value(key, os.path.abspath(value))
-        return cfg
+        paths = {"storage.root": self.storage.root, "model.registry": self.model.registry}
+        return self.with_values(
+            {key: os.path.abspath(path) for key, path in paths.items() if "://" not in path}
+        )
 
     def snapshot_root(self, shard: int) -> str:
         """Where the snapshots of one shard live: keyed by the embeddings log they fold, so a
@@ -304,30 +308,28 @@ class PinstreamConfig:
         """The config of another index generation beside this one: its model, and its own
         embeddings log, dead-letter topic, ingest consumer group and snapshots (call it on the
         base config)."""
-        cfg: PinstreamConfig = self
-        for key, value in {
-            "model.name": model_name,
-            "model.generation": generation,
-            "topics.embeddings": f"{self.topics.embeddings}.{generation}",
-            "topics.dlq": f"{self.topics.dlq}.{generation}",
-            "ingest.consumer_group": f"{self.ingest.consumer_group}.{generation}",
-        }.items():
-            cfg = cfg.with_value(key, value)
-        return cfg
+        return self.with_values(
+            {
+                "model.name": model_name,
+                "model.generation": generation,
+                "topics.embeddings": f"{self.topics.embeddings}.{generation}",
+                "topics.dlq": f"{self.topics.dlq}.{generation}",
+                "ingest.consumer_group": f"{self.ingest.consumer_group}.{generation}",
+            }
+        )
 
     def namespaced(self, tag: str) -> PinstreamConfig:
         """A copy whose topics, consumer group and Serve app carry `tag`, so that several
         runs (tests, benchmarks) share one broker and one Ray without meeting."""
-        cfg: PinstreamConfig = self
-        for key, value in {
-            "topics.pins": f"{self.topics.pins}-{tag}",
-            "topics.dlq": f"{self.topics.pins}-{tag}.dlq",
-            "topics.embeddings": f"{self.topics.embeddings}-{tag}",
-            "ingest.consumer_group": f"{self.ingest.consumer_group}-{tag}",
-            "serve.app_name": f"{self.serve.app_name}-{tag}",
-        }.items():
-            cfg = cfg.with_value(key, value)
-        return cfg
+        return self.with_values(
+            {
+                "topics.pins": f"{self.topics.pins}-{tag}",
+                "topics.dlq": f"{self.topics.pins}-{tag}.dlq",
+                "topics.embeddings": f"{self.topics.embeddings}-{tag}",
+                "ingest.consumer_group": f"{self.ingest.consumer_group}-{tag}",
+                "serve.app_name": f"{self.serve.app_name}-{tag}",
+            }
+        )
 
 
 def save_config(cfg: PinstreamConfig, path: str | Path) -> None:

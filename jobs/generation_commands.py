@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
 from typing import Any
 
 import requests
@@ -119,7 +118,7 @@ def _check_warm(cfg: PinstreamConfig, policy: TrafficPolicy) -> None:
 
 def _await_adoption(url: str, policy: TrafficPolicy) -> None:
     """Wait until the ingress answers with the new policy in force."""
-    wanted = {key: value for key, value in asdict(policy).items() if value not in (None, 0.0)}
+    wanted = policy.summary()
     deadline = time.monotonic() + ADOPTION_TIMEOUT_S
     while time.monotonic() < deadline:
         if requests.get(f"{url}/v1/generations", timeout=10).json()["traffic"] == wanted:

@@ -63,14 +63,11 @@ def build_generation_app(cfg: PinstreamConfig) -> Application:
 
 
 class GenerationRoot:
-    """The root of a generation's application: keeps its shards and encoder deployed."""
+    """The root of a generation's application: binding the shards and the encoder to it is
+    what keeps them deployed; the ingress calls them directly."""
 
     def __init__(self, generation: str, encoder: DeploymentHandle, shards: list[Any]) -> None:
         self.generation = generation
-        self.shards = shards
-
-    def describe(self) -> dict[str, Any]:
-        return {"generation": self.generation, "shards": len(self.shards)}
 
 
 def _generation_deployments(cfg: PinstreamConfig) -> tuple[Application, list[Application]]:

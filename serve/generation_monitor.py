@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from serve.generation import Hits
+from serve.generation import Hits, recall_at_k
 from serve.metrics import IngressMetrics
 
 
@@ -53,10 +53,7 @@ class GenerationMonitor:
         self.metrics.generation_latency.observe(took_s, tags={"generation": generation})
 
     def shadowed(self, generation: str, took_s: float, served: Hits, shadow: Hits) -> None:
-        served_ids = {hit["pin_id"] for hit in served}
-        overlap = (
-            sum(hit["pin_id"] in served_ids for hit in shadow) / len(served) if served else 1.0
-        )
+        overlap = recall_at_k(shadow, served)  # share of the served answer the shadow found
         stats = self._stats[generation]
         stats.shadow_runs += 1
         stats.shadow_overlap_total += overlap

@@ -74,7 +74,6 @@ class Ingress:
         self._store = TrafficStore(cfg)
         self.policy = self._store.default
         self._background: set[asyncio.Task[Any]] = set()
-        self._stopping = threading.Event()
         self._refresh_policy()
         threading.Thread(target=self._watch_policy, name="traffic-policy", daemon=True).start()
 
@@ -86,29 +85,27 @@ class Ingress:
         """Per-shard stats of the primary generation, and whether every shard answered;
         the other generations of the policy are summarised under `generations`."""
         policy, clients = self.policy, self._clients
-        primary = clients[policy.primary]
-        answers, missing = await primary.fan_out("stats")
-        others = {}
-        for generation in policy.generations[1:]:
-            other, other_missing = await clients[generation].fan_out("stats")
-            others[generation] = {
-                "pins": sum(a["pins"] for a in other.values()),
-                "missing_shards": other_missing,
-            }
+        (answers, missing), *rest = await asyncio.gather(
+            *(clients[generation].fan_out("stats") for generation in policy.generations)
+        )
+        others = {
+            generation: {"pins": sum(a["pins"] for a in other.values()), "missing_shards": gone}
+            for generation, (other, gone) in zip(policy.generations[1:], rest, strict=True)
+        }
         body = {
             "status": "ok" if not missing else "degraded",
             "generation": policy.primary,
             "pins": sum(a["pins"] for a in answers.values()),
             "shards": [answers[s] for s in sorted(answers)],
             "missing_shards": missing,
-            "traffic": self._policy_body(policy),
+            "traffic": policy.summary(),
             "generations": others,
         }
         return body, not missing
 
     async def generations(self) -> dict[str, Any]:
         """The traffic policy and what each generation did since this replica started."""
-        return {"traffic": self._policy_body(self.policy), "stats": self.monitor.snapshot()}
+        return {"traffic": self.policy.summary(), "stats": self.monitor.snapshot()}
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         """Similar pins for a text or a vector, filtered."""
@@ -242,7 +239,8 @@ class Ingress:
     # -- the policy ----------------------------------------------------------------------------
 
     def _watch_policy(self) -> None:
-        while not self._stopping.wait(self.cfg.serve.traffic_poll_s):
+        while True:  # a daemon thread: it ends with the replica
+            time.sleep(self.cfg.serve.traffic_poll_s)
             self._refresh_policy()
 
     def _refresh_policy(self) -> None:
@@ -279,10 +277,6 @@ class Ingress:
     ) -> GenerationClient:
         settings, metric = self.cfg.serve, self.cfg.shards.metric
         return GenerationClient(generation, encoder, shards, settings, metric, self.metrics)
-
-    @staticmethod
-    def _policy_body(policy: TrafficPolicy) -> dict[str, Any]:
-        return {key: value for key, value in vars(policy).items() if value not in (None, 0.0)}
 
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim

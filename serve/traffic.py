@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +25,7 @@ import pyarrow as pa
 from conf.config import PinstreamConfig
 from serve.exceptions import ServeError
 from shards.exceptions import SnapshotError
-from shards.snapshot import resolve_uri
+from shards.snapshot import replace_file, resolve_uri
 
 POLICY_FILE = "traffic.json"
 HISTORY_KEPT = 20
@@ -81,6 +80,10 @@ class TrafficPolicy:
         return (
             top_score < self.fallback_below if metric == "ip" else top_score > self.fallback_below
         )
+
+    def summary(self) -> dict[str, Any]:
+        """The roles that are set (what /v1/generations and /healthz show)."""
+        return {key: value for key, value in asdict(self).items() if value not in (None, 0.0)}
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> TrafficPolicy:
@@ -137,11 +140,8 @@ class TrafficStore:
 
     def _write(self, body: dict[str, Any]) -> None:
         body = {**body, "updated_ms": int(time.time() * 1000)}
-        temporary = f"{self.path}.tmp-{uuid.uuid4().hex}"
         try:
             self._fs.create_dir(self._dir, recursive=True)
-            with self._fs.open_output_stream(temporary) as out:
-                out.write(json.dumps(body, indent=1).encode())
-            self._fs.move(temporary, self.path)
+            replace_file(self._fs, self.path, json.dumps(body, indent=1).encode())
         except (OSError, pa.ArrowException) as exc:
             raise TrafficPolicyError(f"cannot write {self.path}: {exc}") from exc

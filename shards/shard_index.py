@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Self
 
 import faiss
 import numpy as np
@@ -28,7 +28,7 @@ from shards.raw_vectors import SpillDir
 from shards.segments import GrowingSegment, SealedSegment
 from shards.shard_config import ShardConfig
 from shards.shard_image import SegmentImage, ShardImage, read_config, read_image, save_image
-from shards.snapshot import Snapshot, first_good, open_snapshot
+from shards.snapshot import LoadsSnapshots, Snapshot
 
 __all__ = ["ShardConfig", "ShardIndex"]
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 Segment = GrowingSegment | SealedSegment
 
 
-class ShardIndex:
+class ShardIndex(LoadsSnapshots):
     """A shard's index: versioned upserts and deletes, top-k search over all segments.
 
     Thread-safe. spill_dir is where lossy sealed segments keep their raw vectors (a private
@@ -257,22 +257,9 @@ class ShardIndex:
         return save_image(uri, self.image(log_offsets))
 
     @classmethod
-    def load(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> ShardIndex:
-        """Load the snapshot at uri (a snapshot, or a root's CURRENT one); verify every file.
-
-        Raises CorruptSnapshot for a partial or damaged snapshot, SnapshotNotFound if none.
-        """
-        return cls.from_snapshot(open_snapshot(uri), spill_dir)
-
-    @classmethod
-    def load_latest(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> ShardIndex:
-        """Load the newest good snapshot under root uri, skipping corrupt or partial ones."""
-        return first_good(uri, lambda snapshot: cls.from_snapshot(snapshot, spill_dir))
-
-    @classmethod
     def from_snapshot(
         cls, snapshot: Snapshot, spill_dir: str | os.PathLike[str] | None = None
-    ) -> ShardIndex:
+    ) -> Self:
         """Build an index from an opened snapshot (ShardState adds its own files to it)."""
         config = read_config(snapshot)
         index = cls(config, spill_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +18,7 @@ from shards.exceptions import CorruptSnapshot
 from shards.routing import pin_key, pin_keys
 from shards.shard_image import save_image
 from shards.shard_index import ShardConfig, ShardIndex
-from shards.snapshot import Snapshot, first_good, open_snapshot
+from shards.snapshot import LoadsSnapshots, Snapshot
 
 PINS_FILE = "pins.arrow"
 _PINS_SCHEMA = pa.schema(
@@ -42,7 +42,7 @@ class PinInfo:
     version: int
 
 
-class ShardState:
+class ShardState(LoadsSnapshots):
     """Applies log rows last-writer-wins by version; searchable from any thread meanwhile."""
 
     def __init__(self, config: ShardConfig, index: ShardIndex | None = None) -> None:
@@ -145,19 +145,9 @@ class ShardState:
         return save_image(uri, image, {PINS_FILE: sink.getvalue().to_pybytes()})
 
     @classmethod
-    def load(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> ShardState:
-        """Load the snapshot at uri (or a root's CURRENT one). Raises CorruptSnapshot."""
-        return cls.from_snapshot(open_snapshot(uri), spill_dir)
-
-    @classmethod
-    def load_latest(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> ShardState:
-        """Load the newest good snapshot under root uri, skipping corrupt or partial ones."""
-        return first_good(uri, lambda snapshot: cls.from_snapshot(snapshot, spill_dir))
-
-    @classmethod
     def from_snapshot(
         cls, snapshot: Snapshot, spill_dir: str | os.PathLike[str] | None = None
-    ) -> ShardState:
+    ) -> Self:
         """Build a state from an opened snapshot written by save()."""
         index = ShardIndex.from_snapshot(snapshot, spill_dir)
         try:

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -101,6 +101,29 @@ class Snapshot:
                 f"{self.uri}: file {name} fails its checksum ({size} bytes, manifest says "
                 f"{entry['bytes']}): truncated or damaged"
             )
+
+
+class LoadsSnapshots:
+    """`load` and `load_latest` for a class that builds itself from an opened Snapshot."""
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: Snapshot, spill_dir: str | os.PathLike[str] | None = None
+    ) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> Self:
+        """Load the snapshot at uri (a snapshot, or a root's CURRENT one); verify every file.
+
+        Raises CorruptSnapshot for a partial or damaged snapshot, SnapshotNotFound if none.
+        """
+        return cls.from_snapshot(open_snapshot(uri), spill_dir)
+
+    @classmethod
+    def load_latest(cls, uri: str, spill_dir: str | os.PathLike[str] | None = None) -> Self:
+        """Load the newest good snapshot under root uri, skipping corrupt or partial ones."""
+        return first_good(uri, lambda snapshot: cls.from_snapshot(snapshot, spill_dir))
 
 
 def publish_snapshot(root: str, files: Mapping[str, bytes | Path], meta: Mapping[str, Any]) -> str:

@@ -35,17 +35,17 @@ TINY = {"num_cpus": 0.01}
 
 
 def scaling_config(bootstrap: str) -> PinstreamConfig:
-    cfg = unique_config(bootstrap, shards=1)
-    for key, value in {
-        "serve.app_name": f"scale-{uuid.uuid4().hex[:8]}",
-        "serve.shard_max_replicas": 2,
-        "serve.shard_target_ongoing_requests": 0.05,
-        "serve.shard_upscale_delay_s": 1.0,
-        "serve.shard_downscale_delay_s": 2.0,
-        "serve.shard_look_back_period_s": 2.0,
-        "serve.shard_metrics_interval_s": 0.5,
-    }.items():
-        cfg = cfg.with_value(key, value)
+    cfg = unique_config(bootstrap, shards=1).with_values(
+        {
+            "serve.app_name": f"scale-{uuid.uuid4().hex[:8]}",
+            "serve.shard_max_replicas": 2,
+            "serve.shard_target_ongoing_requests": 0.05,
+            "serve.shard_upscale_delay_s": 1.0,
+            "serve.shard_downscale_delay_s": 2.0,
+            "serve.shard_look_back_period_s": 2.0,
+            "serve.shard_metrics_interval_s": 0.5,
+        }
+    )
     return cfg
 
 

@@ -5,6 +5,7 @@ The ingress is the real one; the deployments behind it are fakes (tests/integrat
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -24,14 +25,15 @@ TINY = {"num_cpus": 0.01}
 
 @pytest.fixture(scope="module")
 def url(ray_session: None, serve_url: str) -> Iterator[str]:
-    cfg = PinstreamConfig()
-    for key, value in {
-        "broker.bootstrap": "127.0.0.1:9",  # never used: the shards are fakes
-        "shards.count": SHARDS,
-        "serve.shard_timeout_s": 0.5,
-        "serve.app_name": f"errors-{uuid.uuid4().hex[:8]}",
-    }.items():
-        cfg = cfg.with_value(key, value)
+    cfg = PinstreamConfig().with_values(
+        {
+            "broker.bootstrap": "127.0.0.1:9",  # never used: the shards are fakes
+            "shards.count": SHARDS,
+            "serve.shard_timeout_s": 0.5,
+            "serve.app_name": f"errors-{uuid.uuid4().hex[:8]}",
+            "storage.root": tempfile.mkdtemp(prefix="pinstream-test-"),  # its own traffic policy
+        }
+    )
     shards = [
         serve.deployment(name=f"shard-{shard}", ray_actor_options=TINY)(FakeShard).bind(
             shard, delay_s=5.0 if shard == 1 else 0.0, broken=shard == 2

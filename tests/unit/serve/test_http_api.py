@@ -6,6 +6,7 @@ The same behaviours run over real Serve in tests/integration/serve.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -118,16 +119,17 @@ class RecordingMetric:
 def make_ingress(
     keys: tuple[str, ...] = (), slow_shard: int | None = None, max_body_bytes: int = 1 << 20
 ) -> Ingress:
-    cfg = PinstreamConfig()
-    for key, value in {
-        "shards.dim": DIM,
-        "shards.count": SHARDS,
-        "broker.bootstrap": "127.0.0.1:9092",
-        "serve.shard_timeout_s": 0.2,
-        "serve.api_keys": list(keys),
-        "serve.max_body_bytes": max_body_bytes,
-    }.items():
-        cfg = cfg.with_value(key, value)
+    cfg = PinstreamConfig().with_values(
+        {
+            "shards.dim": DIM,
+            "shards.count": SHARDS,
+            "broker.bootstrap": "127.0.0.1:9092",
+            "serve.shard_timeout_s": 0.2,
+            "serve.api_keys": list(keys),
+            "serve.max_body_bytes": max_body_bytes,
+            "storage.root": tempfile.mkdtemp(prefix="pinstream-test-"),  # its own traffic policy
+        }
+    )
     shards = [
         FakeHandle(FakeShard(s, delay_s=2.0 if s == slow_shard else 0.0)) for s in range(SHARDS)
     ]

@@ -20,16 +20,16 @@ OTHER = "minilm-ft-0002"
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> PinstreamConfig:
-    cfg = PinstreamConfig()
-    for key, value in {
-        "shards.dim": DIM,
-        "shards.count": SHARDS,
-        "broker.bootstrap": "127.0.0.1:9092",
-        "storage.root": str(tmp_path),
-        "serve.traffic_poll_s": 3600.0,  # the tests refresh the policy themselves
-        "serve.recall_sample_rate": 1.0,
-    }.items():
-        cfg = cfg.with_value(key, value)
+    cfg = PinstreamConfig().with_values(
+        {
+            "shards.dim": DIM,
+            "shards.count": SHARDS,
+            "broker.bootstrap": "127.0.0.1:9092",
+            "storage.root": str(tmp_path),
+            "serve.traffic_poll_s": 3600.0,  # the tests refresh the policy themselves
+            "serve.recall_sample_rate": 1.0,
+        }
+    )
     return cfg
 
 

@@ -32,12 +32,26 @@ class BrokerConfig:
 
     bootstrap: str = "local"
     client_id: str = "pinstream"
+    # Deadlines of every Kafka call (see streams/kafka_io.py ClientTimeouts): a broker that
+    # is away makes a call fail after these, and the ingest job retries from its last commit.
+    request_timeout_ms: int = 30_000
+    delivery_timeout_ms: int = 120_000
+    close_timeout_s: float = 5.0
 
     @property
     def is_local(self) -> bool:
         return self.bootstrap == "local"
 
     def __post_init__(self) -> None:
+        # kafka-python's consumer needs request_timeout_ms > fetch_max_wait_ms (500 ms).
+        if self.request_timeout_ms <= 500:
+            raise ValueError(f"request_timeout_ms must be > 500, got {self.request_timeout_ms}")
+        if self.delivery_timeout_ms < self.request_timeout_ms:
+            raise ValueError(
+                f"delivery_timeout_ms ({self.delivery_timeout_ms}) must be >= "
+                f"request_timeout_ms ({self.request_timeout_ms})"
+            )
+        _positive("close_timeout_s", self.close_timeout_s)
         if not self.is_local:
             for server in self.bootstrap.split(","):
                 if not _HOST_PORT.match(server.strip()):
@@ -144,8 +158,16 @@ class IngestConfig:
     reader_num_cpus: float = 0.05
     max_inflight_mib: int = 256
     max_batches_per_actor: int = 2
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 30.0
 
     def __post_init__(self) -> None:
+        _positive("retry_backoff_s", self.retry_backoff_s)
+        if self.retry_backoff_max_s < self.retry_backoff_s:
+            raise ValueError(
+                f"retry_backoff_max_s ({self.retry_backoff_max_s}) must be >= "
+                f"retry_backoff_s ({self.retry_backoff_s})"
+            )
         _positive("max_inflight_mib", self.max_inflight_mib)
         _positive("max_batches_per_actor", self.max_batches_per_actor)
         _positive("max_poll_records", self.max_poll_records)

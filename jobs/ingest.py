@@ -3,7 +3,15 @@
 One Ray Data execution lives as long as the job, so embedder actors stay warm:
 the model loads once per actor, never per micro-batch. The driver writes every
 finished record to the embeddings log or the DLQ, and every `commit_interval_ms`
-waits for the acks and only then commits the source offsets they fully cover.
+commits a checkpoint (streams/checkpoint.py): every write's ack checked, then the
+source offsets they cover committed.
+
+Failures are of two kinds. A record's own (undecodable, refused by the encoder) is
+routed to the DLQ with its reason by the stages, and the stream goes on. One that is
+not the data's (the broker away, a write not acked, a lost actor) makes the attempt
+fail: the job reports `retrying` with the reason and starts again from the last good
+commit after a backoff, for as long as it takes. Anything else is a bug: it stops the
+job, reported as `stopped` with the error, and raises.
 """
 
 from __future__ import annotations
@@ -11,27 +19,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import ray
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from ray.exceptions import RayError
 
 from conf.config import PinstreamConfig
 from encoder.embedder import Embedder
 from jobs.ingest_metrics import IngestMetrics
+from streams.checkpoint import Checkpoint
 from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.embeddings_log import EmbeddingsLogWriter, log_schema
-from streams.kafka_io import assigned_consumer, commit_offsets, committed_offsets
+from streams.exceptions import StreamError
+from streams.ingest_health import IngestHealth, State, write_health
+from streams.kafka_io import ClientTimeouts, assigned_consumer, committed_positions
 from streams.kafka_source import KafkaSource
-from streams.offsets import OffsetTracker
 from streams.parse_stage import ParseEvents
-from streams.poll_batch import unpack
+from streams.poll_batch import spans_of, unpack
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 5.0
-MAX_PIPELINE_RESTARTS = 5
+# Not the data's fault: retried from the last good commit. Anything else is a bug.
+RETRIED = (RayError, KafkaError, StreamError)
 
 
 @dataclass
@@ -43,7 +56,7 @@ class IngestStats:
     deletes: int = 0
     dead_letters: int = 0
     batches: int = 0
-    pipeline_restarts: int = 0
+    retries: int = 0
     committed: dict[int, int] = field(default_factory=dict)
 
 
@@ -66,6 +79,7 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         poll_timeout_ms=cfg.ingest.poll_timeout_ms,
         idle_stop_s=idle_stop_s,
         linger_ms=cfg.ingest.linger_ms,
+        timeouts=ClientTimeouts.of(cfg.broker),
     )
     reader_cpus = cfg.ingest.reader_num_cpus
     # One never-ending read task per partition, all running at once: without the
@@ -108,9 +122,12 @@ class IngestJob:
         self.cfg = cfg
         self.idle_stop_s = idle_stop_s
         self.stats = IngestStats()
+        self.health = IngestHealth("starting")
         self._stop = threading.Event()
+        self._timeouts = ClientTimeouts.of(cfg.broker)
         self._log_schema = log_schema(cfg.shards.dim)
         self._metrics: IngestMetrics | None = None
+        self._failures = 0  # attempts failed since the last good checkpoint
 
     def stop(self) -> None:
         """Ask the job to finish the batch in hand and return."""
@@ -119,88 +136,114 @@ class IngestJob:
     def run(self) -> IngestStats:
         """Ingest until stopped (or, with `idle_stop_s`, until the stream is idle).
 
-        A failed pipeline (a dead actor Ray Data could not recover, a lost task) is
-        rebuilt from the committed offsets: records after them are read again, and
-        the log's versions make the repeats harmless.
+        An attempt that fails for a reason that is not the data's is retried from the
+        last good commit after a backoff; the records after it are read again, and the
+        log's versions make the repeats harmless.
         """
-        cfg = self.cfg
-        self._metrics = IngestMetrics(cfg.topics.pins)
-        embeddings = EmbeddingsLogWriter(
-            cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count
-        )
-        dead_letters = DeadLetterWriter(cfg.broker.bootstrap, cfg.topics.dlq)
+        self._metrics = IngestMetrics(self.cfg.topics.pins)
         try:
-            with assigned_consumer(cfg.broker.bootstrap, cfg.ingest.consumer_group) as committer:
-                while True:
-                    try:
-                        self._run_pipeline(committer, embeddings, dead_letters)
-                        return self.stats
-                    except RayError as exc:
-                        self.stats.pipeline_restarts += 1
-                        if self.stats.pipeline_restarts > MAX_PIPELINE_RESTARTS:
-                            raise
-                        log.warning(
-                            "ingest: pipeline failed (%s); restarting from committed offsets", exc
-                        )
-        finally:
-            embeddings.close()
-            dead_letters.close()
+            while not self._stop.is_set():
+                try:
+                    self._attempt()
+                    break
+                except RETRIED as exc:
+                    self._retry_after(exc)
+        except BaseException as exc:
+            self._report("stopped", f"{type(exc).__name__}: {exc}")
+            raise
+        self._report("stopped", "stopped on request" if self._stop.is_set() else "stream idle")
+        return self.stats
 
-    def _run_pipeline(
-        self,
-        committer: KafkaConsumer,
-        embeddings: EmbeddingsLogWriter,
-        dead_letters: DeadLetterWriter,
-    ) -> None:
+    def _retry_after(self, exc: BaseException) -> None:
+        self._failures += 1
+        self.stats.retries += 1
+        settings = self.cfg.ingest
+        delay = min(
+            settings.retry_backoff_max_s, settings.retry_backoff_s * 2 ** (self._failures - 1)
+        )
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("ingest: %s; retrying from the last commit in %.1f s", reason, delay)
+        self._report("retrying", reason)
+        self._stop.wait(delay)
+
+    def _attempt(self) -> None:
+        """One pipeline from the last good commit, until stopped, idle or failed."""
         cfg = self.cfg
-        start = committed_offsets(cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
-        log.info("ingest: reading %s from offsets %s", cfg.topics.pins, start)
-        tracker = OffsetTracker(start)
-        unacked: list[pa.Table] = []  # sent, not yet known to be acked: not committable
+        with ExitStack() as clients:
+            embeddings = clients.enter_context(
+                EmbeddingsLogWriter(
+                    cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count, self._timeouts
+                )
+            )
+            dead_letters = clients.enter_context(
+                DeadLetterWriter(cfg.broker.bootstrap, cfg.topics.dlq, self._timeouts)
+            )
+            committer = clients.enter_context(
+                assigned_consumer(cfg.broker.bootstrap, cfg.ingest.consumer_group, self._timeouts)
+            )
+            start = committed_positions(committer, cfg.topics.pins, self._timeouts)
+            log.info("ingest: reading %s from offsets %s", cfg.topics.pins, start)
+            checkpoint = Checkpoint(
+                committer, cfg.topics.pins, start, [embeddings, dead_letters], self._timeouts
+            )
+            self._commit(checkpoint, force=True)
+            self._consume(build_pipeline(cfg, start, self.idle_stop_s), checkpoint, committer)
+
+    def _consume(self, pipeline, checkpoint: Checkpoint, committer: KafkaConsumer) -> None:
+        embeddings, dead_letters = checkpoint.sinks
+        assert isinstance(embeddings, EmbeddingsLogWriter)
+        assert isinstance(dead_letters, DeadLetterWriter)
         last_progress = last_commit = time.monotonic()
-        pipeline = build_pipeline(cfg, start, self.idle_stop_s)
         for polls in pipeline.iter_batches(
             batch_size=None, batch_format="pyarrow", prefetch_batches=0
         ):
             records = unpack(polls)
             if records.num_rows:
                 self._write(records, embeddings, dead_letters)
-                unacked.append(records.select(["partition", "offset"]))
+            checkpoint.add(spans_of(polls))
             now = time.monotonic()
-            if unacked and now - last_commit >= cfg.ingest.commit_interval_ms / 1000:
-                self._flush_and_commit(committer, embeddings, dead_letters, tracker, unacked)
+            if now - last_commit >= self.cfg.ingest.commit_interval_ms / 1000:
+                self._commit(checkpoint)
                 last_commit = now
             if now - last_progress > PROGRESS_EVERY_S:
                 last_progress = now
-                self._report_progress(committer, tracker)
+                self._report_progress(committer, checkpoint)
             if self._stop.is_set():
                 break
-        self._flush_and_commit(committer, embeddings, dead_letters, tracker, unacked)
+        self._commit(checkpoint)
 
-    def _flush_and_commit(
-        self,
-        committer: KafkaConsumer,
-        embeddings: EmbeddingsLogWriter,
-        dead_letters: DeadLetterWriter,
-        tracker: OffsetTracker,
-        unacked: list[pa.Table],
-    ) -> None:
-        """Wait for every sent record's ack, then commit the offsets they cover."""
-        if not unacked:
+    def _commit(self, checkpoint: Checkpoint, force: bool = False) -> None:
+        """Commit the checkpoint; a good one ends any run of failures."""
+        if checkpoint.empty and not force:
             return
-        embeddings.flush()
-        dead_letters.flush()
-        for records in unacked:
-            for partition, offsets in _offsets_by_partition(records).items():
-                tracker.mark_done(partition, offsets)
-        unacked.clear()
-        commit_offsets(committer, self.cfg.topics.pins, tracker.committable())
-        self.stats.committed = tracker.committable()
+        self.stats.committed = checkpoint.commit()
+        if self._failures or self.health.state != "running":
+            self._failures = 0
+            self._report("running")
 
-    def _report_progress(self, committer: KafkaConsumer, tracker: OffsetTracker) -> None:
-        lag = _lag(committer, self.cfg.topics.pins, tracker.committable())
+    def _report(self, state: State, reason: str | None = None) -> None:
+        """Publish the job's health: state changes at once, progress every few seconds."""
+        since = self.health.since if state == self.health.state else time.time()
+        self.health = IngestHealth(
+            state=state,
+            reason=reason,
+            since=since,
+            retries=self._failures,
+            events=self.stats.events,
+            dead_letters=self.stats.dead_letters,
+            committed=dict(self.stats.committed),
+        )
+        try:
+            write_health(self.cfg.storage.root, self.health)
+        except OSError as exc:  # the report is for people; ingest goes on without it
+            log.warning("ingest: cannot write its health under %s: %s", self.cfg.storage.root, exc)
+
+    def _report_progress(self, committer: KafkaConsumer, checkpoint: Checkpoint) -> None:
+        committed = checkpoint.tracker.committable()
+        lag = _lag(committer, self.cfg.topics.pins, committed, self._timeouts)
         if self._metrics is not None:
             self._metrics.record_lag(lag)
+        self._report(self.health.state, self.health.reason)
         log.info("ingest: %s lag=%s", self.stats, lag)
 
     def _write(
@@ -247,15 +290,10 @@ class IngestJob:
             )
 
 
-def _lag(committer: KafkaConsumer, topic: str, committed: dict[int, int]) -> dict[int, int]:
-    ends = committer.end_offsets([TopicPartition(topic, p) for p in committed])
+def _lag(
+    committer: KafkaConsumer, topic: str, committed: dict[int, int], timeouts: ClientTimeouts
+) -> dict[int, int]:
+    ends = committer.end_offsets(
+        [TopicPartition(topic, p) for p in committed], timeout_ms=timeouts.request_timeout_ms
+    )
     return {tp.partition: max(0, end - committed[tp.partition]) for tp, end in ends.items()}
-
-
-def _offsets_by_partition(records: pa.Table) -> dict[int, list[int]]:
-    result: dict[int, list[int]] = {}
-    partitions = records.column("partition").to_pylist()
-    offsets = records.column("offset").to_pylist()
-    for partition, offset in zip(partitions, offsets, strict=True):
-        result.setdefault(partition, []).append(offset)
-    return result

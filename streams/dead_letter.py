@@ -6,7 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 
-from streams.kafka_io import LazyProducer
+from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, LazyProducer
 
 PREVIEW_CHARS = 200
 
@@ -58,10 +58,12 @@ class DeadLetter:
 class DeadLetterWriter(LazyProducer):
     """Sends dead letters to the DLQ topic; the producer is created on first use."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(bootstrap)
+    def __init__(
+        self, bootstrap: str, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+    ) -> None:
+        super().__init__(bootstrap, timeouts)
         self.topic = topic
 
     def write(self, letter: DeadLetter) -> None:
         """Queue one dead letter (call `flush` to wait for the ack)."""
-        self.producer.send(self.topic, key=letter.key, value=letter.to_json_bytes())
+        self._send(self.topic, key=letter.key, value=letter.to_json_bytes())

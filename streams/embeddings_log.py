@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from shards.routing import shard_of
 from streams.events import PinEvent
-from streams.kafka_io import LazyProducer
+from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, LazyProducer
 
 ROWS_PER_MESSAGE = 256
 # The end-of-stream message every Arrow IPC stream writer closes with.
@@ -106,8 +106,14 @@ def decode_rows(data: bytes) -> pa.Table:
 class EmbeddingsLogWriter(LazyProducer):
     """Writes log rows to the shard partitions; the producer is created on first use."""
 
-    def __init__(self, bootstrap: str, topic: str, num_shards: int) -> None:
-        super().__init__(bootstrap)
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        num_shards: int,
+        timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+    ) -> None:
+        super().__init__(bootstrap, timeouts)
         self.topic = topic
         self.num_shards = num_shards
 
@@ -120,6 +126,6 @@ class EmbeddingsLogWriter(LazyProducer):
         for shard, indices in sorted(by_shard.items()):
             for start in range(0, len(indices), ROWS_PER_MESSAGE):
                 chunk = rows.take(pa.array(indices[start : start + ROWS_PER_MESSAGE]))
-                self.producer.send(self.topic, value=encode_rows(chunk), partition=shard)
+                self._send(self.topic, value=encode_rows(chunk), partition=shard)
                 sent += 1
         return sent

@@ -9,6 +9,9 @@ A record's key is the pin_id in UTF-8; its value is a UTF-8 JSON object:
 An upsert needs pin_id, op, a non-blank title and event_time; the other fields
 default to empty. A delete needs only pin_id and op; its content fields are
 ignored. Unknown fields are ignored so producers can add fields first.
+
+A tombstone (key = pin_id, value = null), as compacted topics and CDC tools
+write deletes, is a delete of the pin in its key.
 """
 
 import json
@@ -56,7 +59,9 @@ def now_ms() -> int:
 def parse_pin_event(key: bytes | None, value: bytes | None) -> PinEvent:
     """Validate one Kafka record of the `pins` topic; raise InvalidPinEvent with the reason."""
     if value is None:
-        raise InvalidPinEvent("value: missing (null record)")
+        if key is None:
+            raise InvalidPinEvent("value: missing (null record without a key)")
+        return _tombstone(key)
     if len(value) > MAX_EVENT_BYTES:
         raise InvalidPinEvent(f"event too large: {len(value)} bytes > {MAX_EVENT_BYTES}")
     try:
@@ -190,6 +195,18 @@ def _check_encodable(field: str, value: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidPinEvent(f"{field}: contains an unpaired surrogate") from exc
+
+
+def _tombstone(key: bytes) -> PinEvent:
+    try:
+        pin_id = key.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPinEvent("key: not valid UTF-8 (tombstone)") from exc
+    if not 1 <= len(pin_id) <= MAX_PIN_ID_CHARS:
+        raise InvalidPinEvent(
+            f"key: a tombstone's key must be a pin_id of 1-{MAX_PIN_ID_CHARS} characters"
+        )
+    return PinEvent(pin_id=pin_id, op="delete")
 
 
 def _check_key(key: bytes, pin_id: str) -> None:

@@ -13,3 +13,11 @@ class InvalidPinEvent(StreamError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class DeliveryFailed(StreamError):
+    """Records sent to Kafka were not acknowledged: they are not known to be written."""
+
+
+class CheckpointFailed(StreamError):
+    """A checkpoint could not be committed; nothing of it was, and its records are read again."""

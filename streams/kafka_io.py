@@ -3,6 +3,8 @@
 Clients are created lazily by the functions that need them, so objects holding
 only a bootstrap string pickle into Ray workers. Consumers always `assign()`
 partitions (the local broker's group join takes ~20 s) and commit under a group id.
+Every call that waits on the broker has a deadline (`ClientTimeouts`): a broker
+that is away makes a call fail, never hang.
 """
 
 from __future__ import annotations
@@ -10,16 +12,46 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, Self
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
-from streams.exceptions import StreamError
+from conf.config import BrokerConfig
+from streams.exceptions import DeliveryFailed, StreamError
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ClientTimeouts:
+    """How long a Kafka client waits on the broker before a call fails.
+
+    request_timeout_ms bounds one request (and a consumer's bootstrap);
+    delivery_timeout_ms bounds a sent record's wait for its ack, retries included;
+    close_timeout_s bounds closing a client whose broker is away.
+    """
+
+    request_timeout_ms: int = 30_000
+    delivery_timeout_ms: int = 120_000
+    close_timeout_s: float = 5.0
+
+    @classmethod
+    def of(cls, broker: BrokerConfig) -> ClientTimeouts:
+        """The timeouts of a broker config (which checked them when it was loaded)."""
+        return cls(broker.request_timeout_ms, broker.delivery_timeout_ms, broker.close_timeout_s)
+
+    @property
+    def flush_timeout_s(self) -> float:
+        """Every sent record has failed or succeeded by then."""
+        return self.delivery_timeout_ms / 1000 + self.close_timeout_s
+
+
+DEFAULT_TIMEOUTS = ClientTimeouts()
 
 
 def ensure_topics(bootstrap: str, partitions: Mapping[str, int], replication: int = 1) -> None:
@@ -59,52 +91,99 @@ def partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float = 10.0) 
 
 @contextmanager
 def assigned_consumer(
-    bootstrap: str, group_id: str | None = None, **options: Any
+    bootstrap: str,
+    group_id: str | None = None,
+    timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+    **options: Any,
 ) -> Iterator[KafkaConsumer]:
-    """A consumer that is never subscribed: callers assign partitions and seek."""
+    """A consumer that is never subscribed: callers assign partitions and seek.
+
+    It reads committed records only (`read_committed`): aborted transactional writes
+    are skipped, and their markers leave gaps in the offsets that commits step over.
+    """
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",
         fetch_max_bytes=MAX_MESSAGE_BYTES * 4,
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        request_timeout_ms=timeouts.request_timeout_ms,
+        bootstrap_timeout_ms=timeouts.request_timeout_ms,
         **options,
     )
     try:
         yield consumer
     finally:
-        consumer.close(autocommit=False)
+        consumer.close(autocommit=False, timeout_ms=int(timeouts.close_timeout_s * 1000))
 
 
-def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
+def committed_offsets(
+    bootstrap: str, group_id: str, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+) -> dict[int, int]:
     """Per partition, the committed next offset to read for `group_id` (0 when none)."""
-    with assigned_consumer(bootstrap, group_id) as consumer:
-        result = {}
-        for partition in partitions_of(consumer, topic):
-            committed = consumer.committed(TopicPartition(topic, partition))
-            result[partition] = int(committed) if committed is not None else 0
-        return result
+    with assigned_consumer(bootstrap, group_id, timeouts) as consumer:
+        return committed_positions(consumer, topic, timeouts)
 
 
-def commit_offsets(consumer: KafkaConsumer, topic: str, offsets: Mapping[int, int]) -> None:
+def committed_positions(
+    consumer: KafkaConsumer, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+) -> dict[int, int]:
+    """Per partition, the next offset to read committed under the consumer's group (0: none)."""
+    result = {}
+    for partition in partitions_of(consumer, topic, timeouts.request_timeout_ms / 1000):
+        committed = consumer.committed(
+            TopicPartition(topic, partition), timeout_ms=timeouts.request_timeout_ms
+        )
+        result[partition] = int(committed) if committed is not None else 0
+    return result
+
+
+def commit_offsets(
+    consumer: KafkaConsumer,
+    topic: str,
+    offsets: Mapping[int, int],
+    timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+) -> None:
     """Commit `offsets` (partition -> next offset to read) under the consumer's group."""
     if offsets:
         consumer.commit(
-            {TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+            {TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()},
+            timeout_ms=timeouts.request_timeout_ms,
         )
 
 
-def make_producer(bootstrap: str, **options: Any) -> KafkaProducer:
-    """A producer that waits for every replica's ack (nothing is lost once `flush` returns)."""
+def make_producer(
+    bootstrap: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS, **options: Any
+) -> KafkaProducer:
+    """A producer that waits for every replica's ack and fails a record after the delivery
+    timeout; callers check each send's future (see LazyProducer.flush)."""
     settings: dict[str, Any] = {
         "acks": "all",
         "linger_ms": 5,
-        "retries": 5,
+        # kafka-python's idempotent producer stops sending for good after one expired
+        # batch. Order and duplicates need no broker help here: versions (source offsets)
+        # order every pin's events, and replays are harmless.
+        "enable_idempotence": False,
+        "request_timeout_ms": timeouts.request_timeout_ms,
+        "delivery_timeout_ms": timeouts.delivery_timeout_ms,
+        "max_block_ms": timeouts.request_timeout_ms,
         "max_request_size": MAX_MESSAGE_BYTES,
     }
     settings.update(options)
     return KafkaProducer(bootstrap_servers=bootstrap, **settings)
+
+
+def close_producer(producer: KafkaProducer, timeout_s: float) -> None:
+    """Close within `timeout_s`, abandoning records the broker did not take by then."""
+    try:
+        producer.close(timeout=timeout_s)
+    except KafkaTimeoutError:
+        # close() flushes first and raises when that times out, leaving its sender
+        # thread running (kafka-python 3.0.12): abort what is unsent, then close.
+        producer._sender.force_close()
+        producer.close(timeout=0)
 
 
 def drain(bootstrap: str, topic: str, idle_s: float = 1.0, timeout_s: float = 60.0) -> list[Any]:
@@ -130,27 +209,67 @@ def drain(bootstrap: str, topic: str, idle_s: float = 1.0, timeout_s: float = 60
 
 
 class LazyProducer:
-    """Holds a Kafka producer created on first use, so holders pickle into Ray workers."""
+    """Holds a Kafka producer created on first use, so holders pickle into Ray workers.
 
-    def __init__(self, bootstrap: str) -> None:
+    Every send's future is kept until `flush` has checked it: kafka-python's own
+    flush() only logs a failed batch. A producer whose sends failed is closed (within
+    the close timeout) and replaced by a new one on the next send.
+    """
+
+    def __init__(self, bootstrap: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS) -> None:
         self.bootstrap = bootstrap
+        self.timeouts = timeouts
         self._producer: KafkaProducer | None = None
+        self._sent: list[FutureRecordMetadata] = []
+
+    def _send(self, topic: str, **record: Any) -> None:
+        if self._producer is None:
+            self._producer = make_producer(self.bootstrap, self.timeouts)
+        try:
+            self._sent.append(self._producer.send(topic, **record))
+        except KafkaError as exc:  # buffer full past max_block_ms, metadata unavailable
+            self._discard()
+            raise DeliveryFailed(f"cannot send to {topic}: {exc}") from exc
 
     @property
-    def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = make_producer(self.bootstrap)
-        return self._producer
+    def unchecked(self) -> int:
+        """Records sent and not yet checked by `flush`."""
+        return len(self._sent)
 
-    def flush(self, timeout_s: float = 30.0) -> None:
-        """Block until every sent record is acknowledged (raises if one failed)."""
-        if self._producer is not None:
-            self._producer.flush(timeout=timeout_s)
+    def flush(self) -> int:
+        """Wait until every record sent since the last flush is acked; return how many.
+
+        Raises DeliveryFailed when one failed or the wait passed its deadline; the
+        records of that flush are then not known to be written, and the producer is
+        replaced.
+        """
+        sent, self._sent = self._sent, []
+        if self._producer is None:
+            return 0
+        try:
+            self._producer.flush(timeout=self.timeouts.flush_timeout_s)
+        except KafkaError as exc:
+            self._discard()
+            raise DeliveryFailed(f"{len(sent)} records not acked in time: {exc}") from exc
+        failed = [f for f in sent if not f.is_done or f.failed()]
+        if failed:
+            self._discard()
+            first = failed[0].exception if failed[0].is_done else "no answer"
+            raise DeliveryFailed(f"{len(failed)} of {len(sent)} records not written: {first}")
+        return len(sent)
+
+    def _discard(self) -> None:
+        """Close a failed producer within the close timeout; the next send makes a new one."""
+        producer, self._producer = self._producer, None
+        self._sent = []
+        if producer is not None:
+            close_producer(producer, self.timeouts.close_timeout_s)
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
+        """Close the producer, waiting at most the close timeout for unsent records."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            close_producer(producer, self.timeouts.close_timeout_s)
 
     def __enter__(self) -> Self:
         return self

@@ -6,7 +6,10 @@ yields one packed poll batch per non-empty poll. It runs until the stream has
 been idle for `idle_stop_s` (bounded reads: backfills, tests) or, when that is
 None, until the execution is stopped (the continuous ingest job); then an idle
 partition yields an empty batch every `HEARTBEAT_S`, so the consumer of the
-stream wakes up and can stop even when no pin arrives.
+stream wakes up and can stop even when no pin arrives. Each batch carries the
+span of positions its polls moved over (streams/poll_batch.py): a poll that moved
+over transaction markers or aborted records only yields a batch of no records and
+one span, so the commit moves past them too.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from kafka import KafkaConsumer, TopicPartition
 from ray.data import Datasource, ReadTask
 from ray.data.block import Block, BlockMetadata
 
-from streams.kafka_io import assigned_consumer
-from streams.poll_batch import RECORD_SCHEMA, empty_records, pack
+from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, assigned_consumer
+from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, spans_table
 
 HEARTBEAT_S = 1.0
 
@@ -38,19 +41,25 @@ class PartitionRead:
     poll_timeout_ms: int
     idle_stop_s: float | None
     linger_ms: int = 0
+    timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
 
     def __call__(self) -> Iterator[Block]:
         tp = TopicPartition(self.topic, self.partition)
-        with assigned_consumer(self.bootstrap) as consumer:
+        with assigned_consumer(self.bootstrap, timeouts=self.timeouts) as consumer:
             consumer.assign([tp])
             consumer.seek(tp, self.start_offset)
+            position = self.start_offset
             last_record = last_yield = time.monotonic()
             while True:
                 records = self._poll_batch(consumer, tp)
+                start = min(position, records[0].offset) if records else position
+                moved = consumer.position(tp, timeout_ms=self.timeouts.request_timeout_ms)
+                position = position if moved is None else int(moved)
                 now = time.monotonic()
-                if records:
+                if records or position > start:
                     last_record = last_yield = now
-                    yield pack(self._to_table(records))
+                    span = spans_table([(self.partition, start, position)])
+                    yield pack(self._to_table(records), span)
                 elif self.idle_stop_s is not None:
                     # The local broker's high watermark lags, so "caught up" is
                     # decided by an idle stream, never by the reported end offset.
@@ -58,7 +67,7 @@ class PartitionRead:
                         return
                 elif now - last_yield >= HEARTBEAT_S:
                     last_yield = now
-                    yield pack(empty_records())
+                    yield pack(empty_records(), spans_table([]))
 
     def _poll_batch(self, consumer: KafkaConsumer, tp: TopicPartition) -> list:
         """Up to max_poll_records; once one arrives, wait at most linger_ms for more.
@@ -104,6 +113,7 @@ class KafkaSource(Datasource):
         poll_timeout_ms: int = 100,
         idle_stop_s: float | None = None,
         linger_ms: int = 0,
+        timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
     ) -> None:
         super().__init__()
         if not start_offsets:
@@ -118,6 +128,7 @@ class KafkaSource(Datasource):
                 poll_timeout_ms=poll_timeout_ms,
                 idle_stop_s=idle_stop_s,
                 linger_ms=linger_ms,
+                timeouts=timeouts,
             )
             for partition, offset in sorted(start_offsets.items())
         ]

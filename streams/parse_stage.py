@@ -7,7 +7,7 @@ import pyarrow as pa
 from encoder.pin_text import pin_text
 from streams.events import parse_pin_event
 from streams.exceptions import InvalidPinEvent
-from streams.poll_batch import pack, unpack
+from streams.poll_batch import pack, spans_of, unpack
 
 PARSED_FIELDS = {
     "pin_id": pa.string(),
@@ -21,12 +21,11 @@ PARSED_FIELDS = {
 
 
 class ParseEvents:
-    """Ray Data stage: add parsed pin fields; a bad record keeps its bytes and gets `error`."""
+    """Ray Data stage: add parsed pin fields; a bad record gets `error`."""
 
     def __call__(self, polls: pa.Table) -> pa.Table:
         records = unpack(polls)
         parsed: dict[str, list] = {name: [] for name in PARSED_FIELDS}
-        keep_value = []
         keys = records.column("key").to_pylist()
         values = records.column("value").to_pylist()
         for key, value in zip(keys, values, strict=True):
@@ -35,7 +34,6 @@ class ParseEvents:
             except InvalidPinEvent as exc:
                 row = dict.fromkeys(PARSED_FIELDS)
                 row["error"] = exc.reason
-                keep_value.append(value)
             else:
                 row = {
                     "pin_id": event.pin_id,
@@ -48,12 +46,10 @@ class ParseEvents:
                     "event_time": event.event_time,
                     "error": None,
                 }
-                keep_value.append(None)  # parsed: the raw bytes are no longer needed
             for name in PARSED_FIELDS:
                 parsed[name].append(row[name])
-        out = records.set_column(
-            records.schema.get_field_index("value"), "value", pa.array(keep_value, pa.binary())
-        )
+        # The raw bytes stay: a record the embedder cannot take goes to the DLQ with them.
+        out = records
         for name, type_ in PARSED_FIELDS.items():
             out = out.append_column(name, pa.array(parsed[name], type_))
-        return pack(out)
+        return pack(out, spans_of(polls))

@@ -6,24 +6,28 @@ import time
 from collections.abc import Callable, Iterable
 
 from streams.events import PinEvent, encode_pin_event
-from streams.kafka_io import LazyProducer
+from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, LazyProducer
+
+FLUSH_EVERY = 10_000  # sends between delivery checks: bounds the futures held
 
 
 class PinProducer(LazyProducer):
     """Sends pin events; the Kafka producer is created on first use. Use it with `with`."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(bootstrap)
+    def __init__(
+        self, bootstrap: str, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+    ) -> None:
+        super().__init__(bootstrap, timeouts)
         self.topic = topic
 
     def send(self, event: PinEvent) -> None:
         """Queue one event (call `flush` to wait until the broker has it)."""
         key, value = encode_pin_event(event)
-        self.producer.send(self.topic, key=key, value=value)
+        self._send(self.topic, key=key, value=value)
 
     def send_raw(self, key: bytes | None, value: bytes | None) -> None:
         """Queue arbitrary bytes: how malformed events reach the pipeline in tests."""
-        self.producer.send(self.topic, key=key, value=value)
+        self._send(self.topic, key=key, value=value)
 
     def send_all(
         self,
@@ -31,7 +35,9 @@ class PinProducer(LazyProducer):
         rate: float | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Send events, at most `rate` per second when given; flush; return how many."""
+        """Send events, at most `rate` per second when given; flush; return how many.
+
+        Raises DeliveryFailed when the broker did not ack them all."""
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be > 0 events/s, got {rate}")
         started = time.monotonic()
@@ -44,6 +50,8 @@ class PinProducer(LazyProducer):
                     time.sleep(delay)
             self.send(event)
             sent += 1
+            if sent % FLUSH_EVERY == 0:
+                self.flush()
             if on_progress is not None and sent % 500 == 0:
                 on_progress(sent)
         self.flush()

@@ -292,7 +292,8 @@ def malformed_events() -> list[tuple[bytes | None, bytes | None, str]]:
         (b"bad-1", record(**{**good, "event_time": True}), "event_time a boolean"),
         (b"bad-1", b'{"pin_id": "bad-1", "op": "upsert", "title": "\xff\xfe"}', "invalid UTF-8"),
         (b"bad-1", oversize, "oversize value"),
-        (b"bad-1", None, "null value"),
+        (None, b"", "empty value"),
+        (b"\xff\xfe", None, "tombstone whose key is not UTF-8"),
         (b"bad-1", record(pin_id="bad-1", op="upsert", event_time=1), "upsert without title"),
         (b"other-pin", record(**good), "key differs from pin_id"),
     ]

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from conf.config import ModelConfig
-from encoder.embedder import Embedder, encoder_config, vector_column
+from encoder.embedder import Embedder, encode_isolating, encoder_config, vector_column
+from encoder.exceptions import EncoderError
 from encoder.text_encoder import EncoderConfig, TextEncoder
 from streams.embeddings_log import log_schema
 from streams.events import encode_pin_event
 from streams.parse_stage import ParseEvents
-from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, unpack
+from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, spans_table, unpack
 from streams.synthetic import PinGenerator, malformed_events
 
 
@@ -43,7 +44,7 @@ def parsed_poll() -> pa.Table:
         },
         schema=RECORD_SCHEMA,
     )
-    return ParseEvents()(pack(raw))
+    return ParseEvents()(pack(raw, spans_table([])))
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -86,13 +87,14 @@ def test_rows_without_text_get_a_null_vector(embedder: Embedder) -> None:
 
 def test_poll_with_no_text_at_all(embedder: Embedder) -> None:
     texts = pa.array([None, None], pa.string())
-    flat = unpack(embedder(pack(pa.table({"text": texts}))))
+    error = pa.array([None, None], pa.string())
+    flat = unpack(embedder(pack(pa.table({"text": texts, "error": error}), spans_table([]))))
     assert flat.column("vector").to_pylist() == [None, None]
     assert flat.schema.field("vector").type == pa.list_(pa.float32(), 384)
 
 
 def test_empty_poll(embedder: Embedder) -> None:
-    poll = ParseEvents()(pack(empty_records()))
+    poll = ParseEvents()(pack(empty_records(), spans_table([])))
     out = embedder(poll)
     assert out.num_rows == 1
     flat = unpack(out)
@@ -120,3 +122,73 @@ def test_encoder_config_of_the_base_model() -> None:
     config = encoder_config(ModelConfig(batch_size=8, max_seq_length=128, device="cpu"))
     assert config == EncoderConfig(model_path=None, device="cpu", batch_size=8, max_seq_length=128)
     assert encoder_config(ModelConfig(name="/models/ft-7")).model_path == "/models/ft-7"
+
+
+def poisoned(encode, poison: str):
+    """The real encoder, refusing any batch that holds `poison` (a value it cannot take)."""
+
+    def encode_or_refuse(texts: list[str]) -> np.ndarray:
+        if poison in texts:
+            raise RuntimeError(f"cannot embed {poison!r}")
+        return encode(texts)
+
+    return encode_or_refuse
+
+
+def test_a_text_the_encoder_refuses_is_found_and_the_rest_embedded(embedder: Embedder) -> None:
+    texts = [f"oak table number {i}" for i in range(9)]
+    texts[6] = "POISON"
+    encode = embedder.encoder.encode
+    vectors, reasons = encode_isolating(poisoned(encode, "POISON"), texts, embedder.encoder.dim)
+    assert reasons[6] == "embedding failed: RuntimeError: cannot embed 'POISON'"
+    assert [r for i, r in enumerate(reasons) if i != 6] == [None] * 8
+    good = [t for t in texts if t != "POISON"]
+    cosines = row_cosines(np.delete(vectors, 6, axis=0), encode(good))
+    assert cosines.min() > 0.9999
+    assert not vectors[6].any()
+
+
+def test_a_non_finite_vector_fails_its_text_only(embedder: Embedder) -> None:
+    encode = embedder.encoder.encode
+
+    def nan_for_walnut(texts: list[str]) -> np.ndarray:
+        out = encode(texts)
+        out[[i for i, t in enumerate(texts) if "walnut" in t]] = np.nan
+        return out
+
+    texts = ["oak stool", "walnut desk", "linen sofa"]
+    vectors, reasons = encode_isolating(nan_for_walnut, texts, embedder.encoder.dim)
+    assert reasons == [None, "embedding failed: the vector is not finite", None]
+    assert np.isfinite(vectors).all()
+
+
+def test_an_encoder_that_fails_on_everything_is_a_bug_not_bad_data() -> None:
+    def broken(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("CUDA error: device-side assert")
+
+    with pytest.raises(EncoderError, match="fails on every input"):
+        encode_isolating(broken, ["oak stool", "walnut desk"], 384)
+
+
+def test_the_embedder_marks_a_refused_record_and_keeps_the_rest(embedder: Embedder) -> None:
+    poll = parsed_poll()
+    flat_in = unpack(poll)
+    texts = flat_in.column("text").to_pylist()
+    victim = next(t for t in texts if t is not None)
+    original = embedder.encoder.encode
+    embedder.encoder.encode = poisoned(original, victim)  # type: ignore[method-assign]
+    try:
+        flat = unpack(embedder(poll))
+    finally:
+        embedder.encoder.encode = original  # type: ignore[method-assign]
+    errors = flat.column("error").to_pylist()
+    vectors = flat.column("vector").to_pylist()
+    for text, error, error_in, vector in zip(
+        texts, errors, flat_in.column("error").to_pylist(), vectors, strict=True
+    ):
+        if text == victim:
+            assert error is not None and error.startswith("embedding failed")
+            assert vector is None
+        else:
+            assert error == error_in
+            assert (vector is not None) == (text is not None)

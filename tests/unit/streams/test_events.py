@@ -93,7 +93,8 @@ def test_every_malformed_event_is_refused_with_a_reason(
         "event_time a boolean": "event_time",
         "invalid UTF-8": "UTF-8",
         "oversize value": "too large",
-        "null value": "value",
+        "empty value": "not valid JSON",
+        "tombstone whose key is not UTF-8": "key",
         "upsert without title": "title",
         "key differs from pin_id": "key",
     }[what_is_wrong]
@@ -213,3 +214,16 @@ def test_delete_encodes_only_pin_id_op_and_event_time() -> None:
 def test_encode_refuses_an_event_that_would_not_parse(event: PinEvent) -> None:
     with pytest.raises(InvalidPinEvent):
         encode_pin_event(event)
+
+
+def test_a_tombstone_is_a_delete_of_the_pin_in_its_key() -> None:
+    assert parse_pin_event(b"pin-7", None) == PinEvent(pin_id="pin-7", op="delete")
+
+
+@pytest.mark.parametrize("key", [b"", b"p" * 65])
+def test_a_tombstone_key_must_be_a_pin_id(key: bytes) -> None:
+    assert reason_of(key, None).startswith("key:")
+
+
+def test_a_record_with_neither_key_nor_value_is_refused() -> None:
+    assert reason_of(None, None).startswith("value: missing")

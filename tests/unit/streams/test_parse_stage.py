@@ -9,7 +9,7 @@ from encoder.pin_text import pin_text
 from streams.events import PinEvent, encode_pin_event, parse_pin_event
 from streams.exceptions import InvalidPinEvent
 from streams.parse_stage import PARSED_FIELDS, ParseEvents
-from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, unpack
+from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, spans_of, spans_table, unpack
 from streams.synthetic import PinGenerator, malformed_events
 
 Record = tuple[bytes | None, bytes | None]
@@ -52,11 +52,11 @@ def mixed_log(seed: int) -> list[tuple[Record, PinEvent | None]]:
 
 
 def parse(records: list[Record]) -> pa.Table:
-    return unpack(ParseEvents()(pack(raw_records(records))))
+    return unpack(ParseEvents()(pack(raw_records(records), spans_table([]))))
 
 
 def test_output_is_one_packed_poll_with_parsed_columns() -> None:
-    out = ParseEvents()(pack(raw_records([record for record, _ in mixed_log(0)])))
+    out = ParseEvents()(pack(raw_records([record for record, _ in mixed_log(0)]), spans_table([])))
     assert out.num_rows == 1
     flat = unpack(out)
     assert flat.column_names == RECORD_SCHEMA.names + list(PARSED_FIELDS)
@@ -70,7 +70,7 @@ def test_output_is_one_packed_poll_with_parsed_columns() -> None:
 def test_rows_against_the_events_they_encode(seed: int) -> None:
     log = mixed_log(seed)
     raw = raw_records([record for record, _ in log])
-    flat = unpack(ParseEvents()(pack(raw)))
+    flat = unpack(ParseEvents()(pack(raw, spans_table([]))))
     assert flat.num_rows == raw.num_rows
     for name in ("partition", "offset", "timestamp_ms", "key"):
         assert flat.column(name).to_pylist() == raw.column(name).to_pylist()
@@ -91,7 +91,7 @@ def test_rows_against_the_events_they_encode(seed: int) -> None:
             "offset": row["offset"],
             "timestamp_ms": row["timestamp_ms"],
             "key": event.pin_id.encode(),
-            "value": None,
+            "value": value,  # kept: the embedder may still send it to the DLQ
             "pin_id": event.pin_id,
             "op": event.op,
             "title": event.title,
@@ -123,15 +123,23 @@ def test_delete_has_no_text_and_upsert_has_text() -> None:
 def test_many_polls_in_one_block_come_out_in_order() -> None:
     log = [record for record, _ in mixed_log(5)]
     polls = pa.concat_tables(
-        [pack(raw_records(log[:4], first_offset=0)), pack(raw_records(log[4:], first_offset=4))]
+        [
+            pack(raw_records(log[:4], first_offset=0), spans_table([(0, 0, 4)])),
+            pack(raw_records(log[4:], first_offset=4), spans_table([(0, 4, 9)])),
+        ]
     )
-    flat = unpack(ParseEvents()(polls))
+    out = ParseEvents()(polls)
+    flat = unpack(out)
     assert flat.column("offset").to_pylist() == list(range(len(log)))
+    assert spans_of(out).to_pylist() == [
+        {"partition": 0, "start": 0, "end": 4},
+        {"partition": 0, "start": 4, "end": 9},
+    ]
     assert flat.column("key").to_pylist() == [key for key, _ in log]
 
 
 def test_empty_poll() -> None:
-    out = ParseEvents()(pack(empty_records()))
+    out = ParseEvents()(pack(empty_records(), spans_table([])))
     assert out.num_rows == 1
     flat = unpack(out)
     assert flat.num_rows == 0

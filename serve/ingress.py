@@ -39,6 +39,7 @@ from serve.generation_monitor import GenerationMonitor
 from serve.http_api import create_api
 from serve.metrics import IngressMetrics
 from serve.traffic import TrafficPolicy, TrafficPolicyError, TrafficStore
+from streams.ingest_health import read_health
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ class Ingress:
 
     async def health(self) -> tuple[dict[str, Any], bool]:
         """Per-shard stats of the primary generation, and whether every shard answered;
-        the other generations of the policy are summarised under `generations`."""
+        the other generations of the policy are summarised under `generations`, the
+        ingest job's own report (running, retrying or stopped, and why) under `ingest`."""
         policy, clients = self.policy, self._clients
         (answers, missing), *rest = await asyncio.gather(
             *(clients[generation].fan_out("stats") for generation in policy.generations)
@@ -92,8 +94,16 @@ class Ingress:
             generation: {"pins": sum(a["pins"] for a in other.values()), "missing_shards": gone}
             for generation, (other, gone) in zip(policy.generations[1:], rest, strict=True)
         }
+        ingest = await asyncio.to_thread(read_health, self.cfg.storage.root)
+        ingest_summary = ingest.summary() if ingest is not None else None
+        ingesting = ingest_summary is None or (
+            ingest_summary["state"] in ("starting", "running") and not ingest_summary["stale"]
+        )
         body = {
-            "status": "ok" if not missing else "degraded",
+            # Queries are answered while ingest retries: the code says whether they are,
+            # `status` and `ingest` whether new pins still arrive.
+            "status": "ok" if not missing and ingesting else "degraded",
+            "ingest": ingest_summary,
             "generation": policy.primary,
             "pins": sum(a["pins"] for a in answers.values()),
             "shards": [answers[s] for s in sorted(answers)],

@@ -13,12 +13,44 @@ from ray import serve
 from conf.config import PinstreamConfig, load_config
 from jobs.stack import create_topics
 from streams.local_broker import LocalBroker, free_loopback_port
+from tests.integration.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[LocalBroker]:
     with LocalBroker() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def proxied_broker() -> Iterator[tuple[TcpProxy, LocalBroker]]:
+    """A second broker behind a loopback TCP proxy that it advertises: every client's
+    traffic goes through the proxy, where the tests inject network faults."""
+    broker_port = free_loopback_port()
+    proxy = TcpProxy(broker_port).start()
+    try:
+        with LocalBroker(port=broker_port, advertised_port=proxy.port) as running:
+            yield proxy, running
+    finally:
+        proxy.close()
+
+
+# Client deadlines of seconds, so an outage longer than the delivery timeout lasts seconds.
+SHORT_TIMEOUTS = {
+    "broker.request_timeout_ms": 2000,
+    "broker.delivery_timeout_ms": 3000,
+    "broker.close_timeout_s": 1.0,
+    "ingest.retry_backoff_s": 0.5,
+    "ingest.retry_backoff_max_s": 2.0,
+}
+
+
+@pytest.fixture
+def faulty(proxied_broker: tuple[TcpProxy, LocalBroker]) -> tuple[TcpProxy, PinstreamConfig]:
+    """The proxy, healed, and a config of unique names on the broker behind it."""
+    proxy, broker = proxied_broker
+    proxy.heal()
+    return proxy, unique_config(broker.bootstrap).with_values(SHORT_TIMEOUTS)
 
 
 @pytest.fixture(scope="session")

@@ -7,52 +7,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from conf.config import PinstreamConfig
 from jobs.ingest import IngestJob
 from streams.ingest_health import read_health
 from streams.kafka_io import committed_offsets
-from streams.local_broker import LocalBroker, free_loopback_port
 from streams.producer import PinProducer
-from tests.integration.conftest import unique_config
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
 from tests.integration.jobs.test_ingest_faults import workload
 from tests.integration.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
-# Client deadlines of seconds, so an outage longer than the delivery timeout lasts seconds.
-TIMEOUTS = {
-    "broker.request_timeout_ms": 2000,
-    "broker.delivery_timeout_ms": 3000,
-    "broker.close_timeout_s": 1.0,
-    "ingest.retry_backoff_s": 0.5,
-    "ingest.retry_backoff_max_s": 2.0,
-}
-OUTAGE_S = 8.0  # > delivery_timeout_ms: every write in flight fails
+OUTAGE_S = 8.0  # > broker.delivery_timeout_ms of the `faulty` config: every write fails
 # After the network heals, ingest is back within: a backoff (2 s), a failed client's
 # request timeout (2 s), and a new pipeline's start (the encoder loads again, ~10 s here).
 RESUME_BOUND_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def proxied() -> Iterator[tuple[TcpProxy, LocalBroker]]:
-    broker_port = free_loopback_port()
-    proxy = TcpProxy(broker_port).start()
-    try:
-        with LocalBroker(port=broker_port, advertised_port=proxy.port) as broker:
-            yield proxy, broker
-    finally:
-        proxy.close()
-
-
-@pytest.fixture
-def faulty(proxied: tuple[TcpProxy, LocalBroker]) -> tuple[TcpProxy, PinstreamConfig]:
-    proxy, broker = proxied
-    proxy.heal()
-    return proxy, unique_config(broker.bootstrap).with_values(TIMEOUTS)
 
 
 def committed_total(cfg: PinstreamConfig) -> int:

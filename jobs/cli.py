@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -16,6 +15,7 @@ import requests
 from cluster.plan_command import add_plan_parser
 from conf.config import PinstreamConfig, load_config
 from conf.errors import PinstreamError
+from jobs.console import NativeStderrFilter, configure_logging
 from jobs.generation_commands import add_generation_parsers
 from jobs.model_commands import add_model_parsers
 from jobs.stack import LocalStack, resolved_bootstrap, running_state
@@ -27,13 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pinstream` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
-    )
-    if not args.verbose:
-        # Ray's own INFO lines (executions starting, Serve apps ready) drown the output.
-        for name in ("ray", "ray.data", "ray.serve", "kafka"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         cfg = load_config(args.config).with_absolute_paths()  # relative to where it is run
         return int(args.run(cfg, args))
@@ -145,7 +139,7 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         cfg = cfg.with_value("serve.port", args.port)
     stopped = threading.Event()
     print("starting pinstream (broker, Ray, Serve, ingest) ...", flush=True)
-    with LocalStack(cfg) as stack:
+    with NativeStderrFilter(enabled=not args.verbose), LocalStack(cfg) as stack:
         # After ray.init, which installs handlers of its own: SIGTERM and SIGINT both stop
         # the stack in order, so no broker or Ray process outlives it.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
@@ -169,15 +163,16 @@ def run_ingest(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 
     cfg = cfg.with_value("broker.bootstrap", resolved_bootstrap(cfg, args.bootstrap))
     create_topics(cfg)
-    start_ray(cfg)
-    job = IngestJob(cfg, idle_stop_s=args.until_idle)
-    signal.signal(signal.SIGTERM, lambda *_: job.stop())
-    signal.signal(signal.SIGINT, lambda *_: job.stop())
-    print(
-        f"ingesting {cfg.topics.pins} -> {cfg.topics.embeddings} on {cfg.broker.bootstrap}",
-        flush=True,
-    )
-    stats = job.run()
+    with NativeStderrFilter(enabled=not args.verbose):
+        start_ray(cfg)
+        job = IngestJob(cfg, idle_stop_s=args.until_idle)
+        signal.signal(signal.SIGTERM, lambda *_: job.stop())
+        signal.signal(signal.SIGINT, lambda *_: job.stop())
+        print(
+            f"ingesting {cfg.topics.pins} -> {cfg.topics.embeddings} on {cfg.broker.bootstrap}",
+            flush=True,
+        )
+        stats = job.run()
     print(f"ingest stopped: {stats}", flush=True)
     return 0
 
@@ -265,7 +260,8 @@ def run_sealer(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 def run_demo(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     from jobs.demo import run_demo_session
 
-    return run_demo_session(cfg, count=args.count, out=sys.stdout)
+    with NativeStderrFilter(enabled=not args.verbose):
+        return run_demo_session(cfg, count=args.count, out=sys.stdout)
 
 
 if __name__ == "__main__":

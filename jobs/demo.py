@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 import requests
 
 from conf.config import PinstreamConfig
+from jobs.console import Progress
 from jobs.stack import LocalStack
 from streams.local_broker import free_loopback_port
 from streams.producer import PinProducer
@@ -18,22 +20,36 @@ SEARCHABLE_TIMEOUT_S = 300.0
 FRESHNESS_SAMPLES = 5
 
 
-def wait_for_pins(url: str, expected: int, timeout_s: float, out: TextIO | None = None) -> float:
-    """Poll /healthz until `expected` pins are indexed; return the monotonic time it happened."""
+def wait_for_pins(
+    url: str,
+    expected: int,
+    timeout_s: float,
+    out: TextIO | None = None,
+    check: Callable[[], None] | None = None,
+) -> float:
+    """Poll /healthz until `expected` pins are indexed; return the monotonic time it happened.
+
+    `check` runs on every poll and raises to give up (an ingest job that died, say).
+    """
+    progress = Progress("searchable", expected, out) if out is not None else None
     deadline = time.monotonic() + timeout_s
-    last_report = 0.0
     pins = -1
-    while time.monotonic() < deadline:
-        try:
-            pins = requests.get(f"{url}/healthz", timeout=5).json()["pins"]
-        except (requests.RequestException, ValueError, KeyError):
-            pins = -1
-        if pins >= expected:
-            return time.monotonic()
-        if out is not None and time.monotonic() - last_report > 5:
-            last_report = time.monotonic()
-            print(f"  ... {max(pins, 0)}/{expected} searchable", file=out, flush=True)
-        time.sleep(0.1)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                pins = requests.get(f"{url}/healthz", timeout=5).json()["pins"]
+            except (requests.RequestException, ValueError, KeyError):
+                pins = -1
+            if pins >= expected:
+                return time.monotonic()
+            if check is not None:
+                check()
+            if progress is not None:
+                progress.update(max(pins, 0))
+            time.sleep(0.1)
+    finally:
+        if progress is not None:
+            progress.finish(max(pins, 0))
     raise TimeoutError(f"only {pins} of {expected} pins searchable after {timeout_s:.0f}s")
 
 
@@ -81,8 +97,9 @@ def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO) -> int:
             producer.send_all(p.event for p in pins)
             last_sent = time.monotonic()
             print(f"produced {count} synthetic pins in {last_sent - first_sent:.2f}s", file=out)
-            all_searchable = wait_for_pins(url, count, SEARCHABLE_TIMEOUT_S, out)
-            stack.check_ingest()
+            all_searchable = wait_for_pins(
+                url, count, SEARCHABLE_TIMEOUT_S, out, check=stack.check_ingest
+            )
             print(
                 f"all {count} pins searchable {all_searchable - first_sent:.2f}s after the first "
                 f"was produced ({all_searchable - last_sent:.2f}s after the last)",

@@ -83,7 +83,7 @@ def connect_ray(cfg: PinstreamConfig) -> None:
     if ray.is_initialized():
         return
     if cfg.ray.address != "local":
-        ray.init(address=cfg.ray.address, log_to_driver=False)
+        ray.init(address=cfg.ray.address, log_to_driver=False, logging_level=_ray_log_level())
         return
     # A local Ray starts with token authentication (its token in ~/.ray, for this user); a
     # client must turn it on before connecting, as `ray.init` does for the cluster it starts.
@@ -92,7 +92,11 @@ def connect_ray(cfg: PinstreamConfig) -> None:
     )
 
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    ray.init(address=running_state(cfg)["ray_address"], log_to_driver=False)
+    ray.init(
+        address=running_state(cfg)["ray_address"],
+        log_to_driver=False,
+        logging_level=_ray_log_level(),
+    )
 
 
 def start_ray(cfg: PinstreamConfig) -> None:
@@ -100,9 +104,25 @@ def start_ray(cfg: PinstreamConfig) -> None:
     if ray.is_initialized():
         return
     if cfg.ray.address == "local":
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=cfg.ray.num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=_ray_log_level(),
+            # "Task ... failed. There are infinite retries remaining": news of a retry, shown
+            # with -v (INFO) only. Without it a stop reads as failures: every actor task in
+            # flight when Ray Data lets its actors go is announced as retried.
+            _system_config={
+                "enable_output_error_log_if_still_retry": _ray_log_level() <= logging.INFO
+            },
+        )
     else:
-        ray.init(address=cfg.ray.address, log_to_driver=False)
+        ray.init(address=cfg.ray.address, log_to_driver=False, logging_level=_ray_log_level())
+
+
+def _ray_log_level() -> int:
+    """The level the command line chose for Ray's logger, which `ray.init` would set to INFO."""
+    return logging.getLogger("ray").getEffectiveLevel()
 
 
 def create_topics(cfg: PinstreamConfig) -> None:
@@ -214,12 +234,22 @@ class LocalStack:
             self._ingest_thread.join(timeout=30)
         if ray.is_initialized():
             try:
-                serve.shutdown()
+                self._stop_serve()
             finally:
                 ray.shutdown()
         if self.broker is not None:
             self.broker.stop()
         state_path(self.cfg).unlink(missing_ok=True)
+
+    def _stop_serve(self) -> None:
+        if self.cfg.ray.address != "local":
+            serve.shutdown()  # Serve on a cluster outlives this process unless taken down
+            return
+        # The local Ray goes next and takes Serve's controller and proxy with it. Not
+        # serve.shutdown(): its controller kills itself while answering, which Ray reports on
+        # the terminal as a failed task it retries ("ServeController.graceful_shutdown").
+        for name in serve.status().applications:
+            serve.delete(name)  # replicas stop gracefully, in-flight requests answered
 
     def __enter__(self) -> LocalStack:
         return self.start()

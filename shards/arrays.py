@@ -5,10 +5,13 @@ from typing import Any
 import numpy as np
 
 _INT64_MAX = np.iinfo(np.int64).max
+# The version of a row restored from a snapshot into a fresh log whose offsets start again at 0
+# (jobs/restore.py): below every source offset, so any event of the new log wins over it.
+RESTORED_VERSION = -1
 
 
-def check_int_array(values: Any, name: str) -> np.ndarray:
-    """Return values as a 1-D int64 array of non-negative ints, or raise ValueError."""
+def check_int_array(values: Any, name: str, minimum: int = 0) -> np.ndarray:
+    """Return values as a 1-D int64 array of ints >= minimum, or raise ValueError."""
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
@@ -19,8 +22,8 @@ def check_int_array(values: Any, name: str) -> np.ndarray:
     if array.dtype.kind == "u" and int(array.max()) > _INT64_MAX:
         raise ValueError(f"{name} must fit in int64, got a value above {_INT64_MAX}")
     array = array.astype(np.int64, copy=False)
-    if int(array.min()) < 0:
-        raise ValueError(f"{name} must be >= 0, got {int(array.min())}")
+    if int(array.min()) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {int(array.min())}")
     return array
 
 
@@ -30,10 +33,10 @@ def check_ids(ids: Any) -> np.ndarray:
 
 
 def check_versions(versions: Any, n: int) -> np.ndarray | None:
-    """Return versions as int64[n], or None when not given."""
+    """Return versions as int64[n] (source offsets, or RESTORED_VERSION), or None when not given."""
     if versions is None:
         return None
-    array = check_int_array(versions, "versions")
+    array = check_int_array(versions, "versions", RESTORED_VERSION)
     if array.shape[0] != n:
         raise ValueError(f"ids and versions must have the same length, got {n} and {len(array)}")
     return array

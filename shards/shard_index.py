@@ -22,7 +22,7 @@ from typing import Any, Self
 import faiss
 import numpy as np
 
-from shards.arrays import check_ids, check_matrix, check_versions
+from shards.arrays import RESTORED_VERSION, check_ids, check_matrix, check_versions
 from shards.exceptions import CorruptSnapshot
 from shards.raw_vectors import SpillDir
 from shards.segments import GrowingSegment, SealedSegment
@@ -482,7 +482,7 @@ class ShardIndex(LoadsSnapshots):
             for row, key, version in zip(
                 winners.tolist(), keys[winners].tolist(), versions[winners].tolist(), strict=True
             )
-            if version > seen.get(key, -1)
+            if version > seen.get(key, RESTORED_VERSION - 1)
         ]
         # Back in call order, so segments hold rows in arrival order.
         return np.sort(np.asarray(accepted, dtype=np.int64))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from shards import ShardConfig, ShardIndex, pin_keys
+from shards.arrays import RESTORED_VERSION
 
 DIM = 32
 METRICS = ["ip", "l2"]
@@ -280,6 +281,16 @@ def test_stale_or_equal_versions_are_ignored() -> None:
     np.testing.assert_array_equal(index.vector(2), [0.0, 1.0])
 
 
+def test_a_restored_row_applies_once_and_any_event_of_the_new_log_beats_it() -> None:
+    index = ShardIndex(ShardConfig(dim=2))
+    assert index.upsert([1, 2], [[1.0, 0.0], [0.0, 1.0]], versions=[RESTORED_VERSION] * 2) == 2
+    assert index.upsert([1], [[9.0, 9.0]], versions=[RESTORED_VERSION]) == 0  # a replay
+    assert index.upsert([1], [[1.0, 1.0]], versions=[0]) == 1  # offset 0 of the fresh log
+    assert index.delete([2], versions=[0]) == 1
+    np.testing.assert_array_equal(index.vector(1), [1.0, 1.0])
+    assert index.vector(2) is None and len(index) == 1
+
+
 def test_unversioned_writes_always_apply() -> None:
     index = ShardIndex(ShardConfig(dim=2))
     index.upsert([1], [[1.0, 0.0]], versions=[100])
@@ -372,7 +383,7 @@ BAD_UPSERTS: list[tuple[str, Any, Any, Any]] = [
     ("same length", np.array([1, 2, 3]), GOOD_VECTORS, None),
     ("same length", GOOD_IDS, GOOD_VECTORS, [1, 2, 3]),
     ("versions must be integers", GOOD_IDS, GOOD_VECTORS, [1.5, 2.0]),
-    ("versions must be >= 0", GOOD_IDS, GOOD_VECTORS, [1, -2]),
+    ("versions must be >= -1", GOOD_IDS, GOOD_VECTORS, [1, -2]),
 ]
 
 

@@ -6,67 +6,26 @@ in reverse order, so no process is left behind.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import threading
 import time
-from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import ray
 import requests
 from ray import serve
 
 from conf.config import PinstreamConfig
-from conf.errors import PinstreamError
 from jobs.ingest import IngestJob
-from jobs.sealer import PeriodicSealer
+from jobs.restore import restore_pins
+from jobs.sealer import PeriodicSealer, seal_all
+from jobs.stack_state import READY, STARTING, running_state, state_path, write_state
 from serve.app import build_app
 from streams.kafka_io import ensure_topics
 from streams.local_broker import LocalBroker, free_loopback_port
 
 log = logging.getLogger(__name__)
-STATE_FILE = "run/stack.json"
-
-
-def state_path(cfg: PinstreamConfig) -> Path:
-    """Where a running local stack writes its addresses, for `produce` and `query`."""
-    return Path(cfg.storage.root) / STATE_FILE
-
-
-def read_state(cfg: PinstreamConfig) -> dict[str, Any] | None:
-    """The addresses of the running local stack, or None when none runs."""
-    try:
-        return dict(json.loads(state_path(cfg).read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def running_state(cfg: PinstreamConfig) -> dict[str, Any]:
-    """The addresses of the running local stack; a clear error when none runs."""
-    state = read_state(cfg)
-    if state is not None and not _process_alive(int(state.get("pid", 0))):
-        state = None  # left behind by a stack that was killed
-    if state is None:
-        raise PinstreamError(
-            "no local stack is running (start one with `pinstream up`), or pass the address"
-        )
-    return state
 
 
 def resolved_bootstrap(cfg: PinstreamConfig, given: str | None) -> str:
@@ -146,6 +105,7 @@ class LocalStack:
         self._ingest_thread: threading.Thread | None = None
         self._ingest_error: BaseException | None = None
         self.sealer: PeriodicSealer | None = None
+        self.restored_pins: int | None = None  # pins brought back from the previous run
 
     @property
     def url(self) -> str:
@@ -163,8 +123,6 @@ class LocalStack:
     def _start(self, ready_timeout_s: float) -> None:
         self.cfg = self.cfg.with_absolute_paths()  # replicas and the sealer share the folders
         if self.cfg.broker.is_local:
-            # The local broker keeps nothing: snapshots of an earlier run fold a log that is gone.
-            shutil.rmtree(Path(self.cfg.storage.root) / "snapshots", ignore_errors=True)
             self.broker = LocalBroker().start()
             self.cfg = self.cfg.with_value("broker.bootstrap", self.broker.bootstrap)
             log.info("local broker on %s", self.broker.bootstrap)
@@ -172,6 +130,12 @@ class LocalStack:
             self.cfg = self.cfg.with_value("serve.port", free_loopback_port())
         create_topics(self.cfg)
         start_ray(self.cfg)
+        # Before the API can answer: a client that sees /healthz healthy finds the file.
+        self._write_state(STARTING)
+        if self.broker is not None:
+            # The local broker keeps nothing: the previous run's pins come back from its
+            # snapshots, before any replica loads a snapshot (jobs/restore.py).
+            self.restored_pins = restore_pins(self.cfg)
         serve.start(http_options={"host": self.cfg.serve.host, "port": self.cfg.serve.port})
         serve.run(
             build_app(self.cfg),
@@ -188,7 +152,7 @@ class LocalStack:
         self._wait_healthy(ready_timeout_s)
         if self.cfg.shards.snapshot_interval_s > 0:
             self.sealer = PeriodicSealer(self.cfg, self.cfg.shards.snapshot_interval_s).start()
-        self._write_state()
+        self._write_state(READY)
 
     def _run_ingest(self) -> None:
         assert self.ingest is not None
@@ -209,16 +173,29 @@ class LocalStack:
             time.sleep(0.25)
         raise TimeoutError(f"pinstream API at {self.url} not healthy after {timeout_s:.0f}s")
 
-    def _write_state(self) -> None:
-        path = state_path(self.cfg)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _write_state(self, status: str) -> None:
         state = {
+            "status": status,
             "bootstrap": self.cfg.broker.bootstrap,
             "url": self.url,
             "pid": os.getpid(),
             "ray_address": ray.get_runtime_context().gcs_address,
+            "restored_pins": self.restored_pins,
         }
-        path.write_text(json.dumps(state))
+        write_state(self.cfg, state)
+
+    def _final_seal(self) -> None:
+        """One last snapshot of every shard, once ingest stopped: with the local broker, whose
+        log goes with it, snapshots are all that a restart gets back."""
+        if self.ingest is None or (self.sealer is None and self.broker is None):
+            return  # nothing ingested; or snapshots are another sealer's (one writer per root)
+        if self.broker is not None and not self.broker.running:
+            log.error("the local broker exited first: a restart restores the last snapshot only")
+            return
+        try:
+            seal_all(self.cfg)
+        except Exception as exc:  # the stack still stops; the previous snapshot stays good
+            log.error("final snapshot failed, a restart restores the previous one: %s", exc)
 
     def check_ingest(self) -> None:
         """Raise the ingest job's error, if it died."""
@@ -232,6 +209,7 @@ class LocalStack:
         if self.ingest is not None and self._ingest_thread is not None:
             self.ingest.stop()
             self._ingest_thread.join(timeout=30)
+            self._final_seal()
         if ray.is_initialized():
             try:
                 self._stop_serve()

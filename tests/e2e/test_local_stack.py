@@ -21,6 +21,7 @@ from streams.kafka_io import drain
 from streams.local_broker import free_loopback_port
 from streams.producer import PinProducer
 from streams.synthetic import STYLES, PinGenerator
+from tests.e2e.up_process import ready_state
 from tests.waiting import wait_until
 
 COUNT = 400
@@ -68,9 +69,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     state_file = root / "var" / "run" / "stack.json"
     try:
-        wait_until(lambda: state_file.exists() or process.poll() is not None, 240, "pinstream up")
+        wait_until(
+            lambda: ready_state(state_file, process.pid) or process.poll() is not None,
+            240,
+            "pinstream up",
+        )
         assert process.poll() is None, (root / "up.log").read_text()[-3000:]
-        running = Stack(process, config, json.loads(state_file.read_text()))
+        running = Stack(process, config, ready_state(state_file) or {})
         yield running
     finally:
         if process.poll() is None:

@@ -15,7 +15,7 @@ import requests
 from cluster.plan_command import add_plan_parser
 from conf.config import PinstreamConfig, load_config
 from conf.errors import PinstreamError
-from jobs.console import NativeStderrFilter, configure_logging
+from jobs.console import configure_logging, quiet_terminal
 from jobs.generation_commands import add_generation_parsers
 from jobs.model_commands import add_model_parsers
 from jobs.stack import LocalStack, resolved_bootstrap, running_state
@@ -139,12 +139,14 @@ def run_up(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         cfg = cfg.with_value("serve.port", args.port)
     stopped = threading.Event()
     print("starting pinstream (broker, Ray, Serve, ingest) ...", flush=True)
-    with NativeStderrFilter(enabled=not args.verbose), LocalStack(cfg) as stack:
+    with quiet_terminal(not args.verbose), LocalStack(cfg) as stack:
         # After ray.init, which installs handlers of its own: SIGTERM and SIGINT both stop
         # the stack in order, so no broker or Ray process outlives it.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, lambda *_: stopped.set())
         print(f"pinstream is up at {stack.url}  (Kafka: {stack.cfg.broker.bootstrap})")
+        if stack.restored_pins:
+            print(f"  {stack.restored_pins} pins restored from the last run's snapshots")
         print("  pinstream produce --count 1000")
         print(
             f"  curl -s {stack.url}/v1/search -H 'content-type: application/json' "
@@ -163,7 +165,7 @@ def run_ingest(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 
     cfg = cfg.with_value("broker.bootstrap", resolved_bootstrap(cfg, args.bootstrap))
     create_topics(cfg)
-    with NativeStderrFilter(enabled=not args.verbose):
+    with quiet_terminal(not args.verbose):
         start_ray(cfg)
         job = IngestJob(cfg, idle_stop_s=args.until_idle)
         signal.signal(signal.SIGTERM, lambda *_: job.stop())
@@ -216,6 +218,16 @@ def run_status(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     health = requests.get(f"{url}/healthz", timeout=10)
     body = health.json()
     print(f"{url}: {body['status']}, {body['pins']} pins, generation {body['generation']}")
+    ingest = body.get("ingest")
+    if ingest is None:
+        print("  ingest: no job has reported under this storage root")
+    else:
+        why = f": {ingest['reason']}" if ingest["reason"] else ""
+        stale = " (no report for a while: is the job gone?)" if ingest["stale"] else ""
+        print(
+            f"  ingest: {ingest['state']}{why}{stale}; {ingest['events']} events, "
+            f"{ingest['dead_letters']} dead letters, {ingest['retries']} retries in a row"
+        )
     for shard in body["shards"]:
         fresh = shard["freshness"]
         print(
@@ -260,7 +272,7 @@ def run_sealer(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 def run_demo(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     from jobs.demo import run_demo_session
 
-    with NativeStderrFilter(enabled=not args.verbose):
+    with quiet_terminal(not args.verbose):
         return run_demo_session(cfg, count=args.count, out=sys.stdout)
 
 

@@ -10,6 +10,7 @@ is silenced.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -17,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import BinaryIO, TextIO
 
@@ -41,6 +42,14 @@ NATIVE_NOISE = (
         rb"core_worker\.cc:\d+: Actor with class name: .* has constructor arguments in the "
         rb"object store and max_restarts > 0"
     ),
+)
+
+
+# Messages the raylet pushes to the driver, which Ray's driver prints to its stdout.
+DRIVER_NOISE = (
+    # "N PYTHON worker processes have been started ..., which is Nx the maximum expected
+    # startup concurrency": the stack's dozen actors on a machine of two cores, by design.
+    re.compile(r"\(raylet\).* PYTHON worker processes have been started on node"),
 )
 
 
@@ -126,6 +135,55 @@ class NativeStderrFilter:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._child.wait(timeout=5)
             self._child = None
+
+
+class DriverMessagesFilter(io.TextIOBase):
+    """Stands in for sys.stdout and drops the DRIVER_NOISE lines Ray's driver prints there.
+
+    Whole lines are checked; a partial one (a progress bar redrawn with "\\r") goes
+    through when it is flushed.
+    """
+
+    def __init__(self, sink: TextIO) -> None:
+        super().__init__()
+        self.sink = sink
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            if not any(pattern.search(line) for pattern in DRIVER_NOISE):
+                self.sink.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.sink.write(self._pending)
+            self._pending = ""
+        self.sink.flush()
+
+    def isatty(self) -> bool:
+        return self.sink.isatty()
+
+    def fileno(self) -> int:
+        return self.sink.fileno()
+
+
+@contextlib.contextmanager
+def quiet_terminal(enabled: bool = True) -> Iterator[None]:
+    """While a command runs Ray: stderr through NativeStderrFilter, stdout through
+    DriverMessagesFilter (both off with -v)."""
+    if not enabled:
+        yield
+        return
+    stdout = sys.stdout
+    with NativeStderrFilter():
+        sys.stdout = DriverMessagesFilter(stdout)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stdout = stdout
 
 
 def pass_filtered(source: BinaryIO, sink: BinaryIO) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import requests
@@ -17,6 +19,7 @@ from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 
 SEARCHABLE_TIMEOUT_S = 300.0
+DEMO_FOLDER = "demo"  # under storage.root
 FRESHNESS_SAMPLES = 5
 
 
@@ -78,7 +81,14 @@ def _port_is_free(host: str, port: int) -> bool:
 
 
 def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO) -> int:
-    """Start the stack, stream `count` pins, wait until searchable, query, stop; exit code."""
+    """Start the stack, stream `count` pins, wait until searchable, query, stop; exit code.
+
+    The demo keeps its state in a folder of its own, emptied first: an earlier demo's pins
+    would be restored (see the README's durability section) and its figures be wrong.
+    """
+    demo_root = Path(cfg.storage.root) / DEMO_FOLDER
+    shutil.rmtree(demo_root, ignore_errors=True)
+    cfg = cfg.with_value("storage.root", str(demo_root))
     if not _port_is_free(cfg.serve.host, cfg.serve.port):
         port = free_loopback_port()
         print(f"port {cfg.serve.port} is busy; serving on {port}", file=out)

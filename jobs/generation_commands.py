@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import requests
 
 from conf.config import PinstreamConfig
 from conf.errors import PinstreamError
+from jobs.console import Progress, quiet_terminal
 from jobs.stack import connect_ray, resolved_bootstrap, running_state
 from serve.generation import generation_app_name
 from serve.traffic import TrafficPolicy, TrafficStore
@@ -56,20 +58,22 @@ def run_backfill(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     connect_ray(cfg)
     job = Backfill(cfg, args.model, args.generation, idle_stop_s=args.until_idle)
     print(f"backfilling generation {job.generation} with model {args.model} (Ctrl-C stops)")
+    bar = Progress(f"{job.generation}: pins embedded", None, sys.stdout)
 
     def progress(stats: Any) -> None:
-        print(
-            f"  {job.generation}: {stats.embedded} embedded, {stats.deletes} deletes, "
-            f"{stats.dead_letters} dead letters, committed {stats.committed}",
-            flush=True,
-        )
+        bar.update(stats.embedded)
 
     try:
-        stats = job.run(progress)
+        with quiet_terminal(not args.verbose):
+            stats = job.run(progress, every_s=0.5)
     except KeyboardInterrupt:
         job.stop()
         return 0
-    progress(stats)
+    bar.finish(stats.embedded)
+    print(
+        f"  {stats.embedded} embedded, {stats.deletes} deletes, {stats.dead_letters} dead "
+        f"letters, committed {stats.committed}"
+    )
     print(f"generation {job.generation} is warm; `pinstream traffic set ...` routes queries to it")
     return 0
 

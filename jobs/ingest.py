@@ -43,6 +43,9 @@ from streams.poll_batch import spans_of, unpack
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 5.0
+# A draining stop ends after this long without a record (each idle partition sends an
+# empty batch every second, so this is over a second of nothing from every partition).
+DRAIN_IDLE_S = 2.0
 # Not the data's fault: retried from the last good commit. Anything else is a bug.
 RETRIED = (RayError, KafkaError, StreamError)
 
@@ -124,13 +127,16 @@ class IngestJob:
         self.stats = IngestStats()
         self.health = IngestHealth("starting")
         self._stop = threading.Event()
+        self._drain_until = 0.0
         self._timeouts = ClientTimeouts.of(cfg.broker)
         self._log_schema = log_schema(cfg.shards.dim)
         self._metrics: IngestMetrics | None = None
         self._failures = 0  # attempts failed since the last good checkpoint
 
-    def stop(self) -> None:
-        """Ask the job to finish the batch in hand and return."""
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Ask the job to return after the batch in hand or, with `drain_s`, once the stream
+        has gone idle (every event that reached the broker ingested), within `drain_s`."""
+        self._drain_until = time.monotonic() + drain_s
         self._stop.set()
 
     def run(self) -> IngestStats:
@@ -149,7 +155,7 @@ class IngestJob:
                 except RETRIED as exc:
                     self._retry_after(exc)
         except BaseException as exc:
-            self._report("stopped", f"{type(exc).__name__}: {exc}")
+            self._report("stopped", _reason(exc))
             raise
         self._report("stopped", "stopped on request" if self._stop.is_set() else "stream idle")
         return self.stats
@@ -161,7 +167,7 @@ class IngestJob:
         delay = min(
             settings.retry_backoff_max_s, settings.retry_backoff_s * 2 ** (self._failures - 1)
         )
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = _reason(exc)
         log.warning("ingest: %s; retrying from the last commit in %.1f s", reason, delay)
         self._report("retrying", reason)
         self._stop.wait(delay)
@@ -193,22 +199,25 @@ class IngestJob:
         embeddings, dead_letters = checkpoint.sinks
         assert isinstance(embeddings, EmbeddingsLogWriter)
         assert isinstance(dead_letters, DeadLetterWriter)
-        last_progress = last_commit = time.monotonic()
+        last_progress = last_commit = last_records = time.monotonic()
         for polls in pipeline.iter_batches(
             batch_size=None, batch_format="pyarrow", prefetch_batches=0
         ):
             records = unpack(polls)
+            now = time.monotonic()
             if records.num_rows:
                 self._write(records, embeddings, dead_letters)
+                last_records = now
             checkpoint.add(spans_of(polls))
-            now = time.monotonic()
             if now - last_commit >= self.cfg.ingest.commit_interval_ms / 1000:
                 self._commit(checkpoint)
                 last_commit = now
             if now - last_progress > PROGRESS_EVERY_S:
                 last_progress = now
                 self._report_progress(committer, checkpoint)
-            if self._stop.is_set():
+            if self._stop.is_set() and (
+                now >= self._drain_until or now - last_records >= DRAIN_IDLE_S
+            ):
                 break
         self._commit(checkpoint)
 
@@ -297,3 +306,9 @@ def _lag(
         [TopicPartition(topic, p) for p in committed], timeout_ms=timeouts.request_timeout_ms
     )
     return {tp.partition: max(0, end - committed[tp.partition]) for tp, end in ends.items()}
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's type and first line: a Ray error's message goes on with a remote traceback."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"

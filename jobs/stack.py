@@ -26,6 +26,7 @@ from streams.kafka_io import ensure_topics
 from streams.local_broker import LocalBroker, free_loopback_port
 
 log = logging.getLogger(__name__)
+STOP_DRAIN_S = 30.0  # at most: on a clean stop, ingest what reached the embedded broker
 
 
 def resolved_bootstrap(cfg: PinstreamConfig, given: str | None) -> str:
@@ -207,8 +208,10 @@ class LocalStack:
         if self.sealer is not None:
             self.sealer.stop()
         if self.ingest is not None and self._ingest_thread is not None:
-            self.ingest.stop()
-            self._ingest_thread.join(timeout=30)
+            # The embedded broker keeps nothing: ingest what reached it before it goes.
+            drain_s = STOP_DRAIN_S if self.broker is not None else 0.0
+            self.ingest.stop(drain_s)
+            self._ingest_thread.join(timeout=drain_s + 30)
             self._final_seal()
         if ray.is_initialized():
             try:

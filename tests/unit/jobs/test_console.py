@@ -5,7 +5,7 @@ import sys
 
 from kafka.errors import Cancelled, KafkaConnectionError
 
-from jobs.console import KafkaClientInternals, Progress, pass_filtered
+from jobs.console import DriverMessagesFilter, KafkaClientInternals, Progress, pass_filtered
 
 RAY_NOISE = (
     b"[2026-12-01 09:07:46,925 E 2858 3415] core_worker.cc:2465: Actor with class name: "
@@ -128,3 +128,22 @@ def test_kafka_reports_about_its_own_client_are_dropped_and_faults_kept() -> Non
     slow = "Task <poll> ran for 0.250s (>0.100s threshold). It is blocking the event loop -- ..."
     assert not keep(_record("kafka.net.selector", logging.WARNING, slow))
     assert keep(_record("kafka.net.selector", logging.WARNING, "Task %s left RUNNING", "t"))
+
+
+def test_driver_messages_filter_drops_only_the_worker_pool_notice() -> None:
+    sink = io.StringIO()
+    out = DriverMessagesFilter(sink)
+    print("pinstream is up at http://127.0.0.1:8000", file=out)
+    print(
+        "\x1b[33m(raylet)\x1b[0m WARNING: 8 PYTHON worker processes have been started on node: "
+        "abc with address: 10.0.0.1, which is 4x the maximum expected startup concurrency (2).",
+        file=out,
+    )
+    print("\x1b[33m(raylet)\x1b[0m A worker died or was killed while executing a task", file=out)
+    out.write("\r  demo [####------] 40/100")
+    out.flush()
+    assert sink.getvalue() == (
+        "pinstream is up at http://127.0.0.1:8000\n"
+        "\x1b[33m(raylet)\x1b[0m A worker died or was killed while executing a task\n"
+        "\r  demo [####------] 40/100"
+    )

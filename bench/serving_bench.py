@@ -40,14 +40,13 @@ import requests
 from fastapi import FastAPI, Request
 from ray import serve
 
-from conf.config import PinstreamConfig, load_config
+from conf.config import PinstreamConfig, ShardsConfig, load_config
 from encoder.embedder import encoder_config, set_torch_threads
 from encoder.text_encoder import TextEncoder
 from jobs.stack import create_topics
 from serve.app import build_app
 from serve.filters import search_state
 from shards.routing import shard_of
-from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.local_broker import LocalBroker, free_loopback_port
@@ -237,7 +236,7 @@ def shard_states(cfg: PinstreamConfig, rows: pa.Table) -> list[ShardState]:
     owner = np.array([shard_of(p, cfg.shards.count) for p in rows.column("pin_id").to_pylist()])
     states = []
     for shard in range(cfg.shards.count):
-        state = ShardState(ShardConfig(dim=cfg.shards.dim, metric=cfg.shards.metric))
+        state = ShardState(ShardsConfig(dim=cfg.shards.dim, metric=cfg.shards.metric))
         state.apply_rows(rows.filter(pa.array(owner == shard)))
         states.append(state)
     return states

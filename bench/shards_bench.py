@@ -46,7 +46,8 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from shards import ShardConfig, ShardIndex, ShardState
+from conf.config import Metric, ShardsConfig
+from shards import ShardIndex, ShardState
 from shards.memory import bytes_per_vector, shipped_configs
 from shards.routing import pin_key
 from shards.sealing import plan_factory
@@ -160,7 +161,7 @@ def log_rows(data: Data, rows: np.ndarray) -> pa.Table:
     )
 
 
-def direct_index(index: ShardIndex, config: ShardConfig) -> tuple[Any, Any, bool]:
+def direct_index(index: ShardIndex, config: ShardsConfig) -> tuple[Any, Any, bool]:
     """A copy of the shard's one sealed FAISS index, search parameters equal to its own, and
     whether the shard reranks its results."""
     (segment,) = index.image().segments
@@ -218,7 +219,7 @@ def rss_bytes() -> int:
 
 
 def bench_config(
-    name: str, config: ShardConfig, data: Data, repeats: int, work: Path
+    name: str, config: ShardsConfig, data: Data, repeats: int, work: Path
 ) -> dict[str, Any]:
     n = len(data.vectors)
     one_segment = dataclasses.replace(config, growing_limit=n)
@@ -278,7 +279,7 @@ def bench_config(
 
 def upsert_throughput(data: Data, dim: int) -> dict[str, Any]:
     """ShardIndex.upsert in batches of 1,000 into the default config, sealing as it goes."""
-    index = ShardIndex(ShardConfig(dim=dim))
+    index = ShardIndex(ShardsConfig(dim=dim))
     n = len(data.vectors)
     start = time.perf_counter()
     for first in range(0, n, 1_000):
@@ -297,7 +298,7 @@ def upsert_throughput(data: Data, dim: int) -> dict[str, Any]:
     return result
 
 
-def planner_configs(dim: int, metric: str = "ip") -> dict[str, ShardConfig]:
+def planner_configs(dim: int, metric: Metric = "ip") -> dict[str, ShardsConfig]:
     """The capacity planner's example code (`IVF65536,PQ32`: 32-byte PQ codes, no re-ranking)
     with as many lists as this benchmark's scale trains well, so the planner can stand it in
     for the example (cluster/stand_in.py).
@@ -308,7 +309,7 @@ def planner_configs(dim: int, metric: str = "ip") -> dict[str, ShardConfig]:
     if dim % 32:
         return {}
     return {
-        "ivf_pq32": ShardConfig(
+        "ivf_pq32": ShardsConfig(
             dim=dim, metric=metric, sealed_index="IVF1024,PQ32np", rerank_factor=0
         )
     }
@@ -364,7 +365,7 @@ def runbook(labels: np.ndarray, seed: int, chunks: int = 10) -> Iterator[tuple[s
             yield "reinsert", deleted.pop(number - 4)
 
 
-def streaming_recall(data: Data, config: ShardConfig, seed: int, queries: int) -> dict[str, Any]:
+def streaming_recall(data: Data, config: ShardsConfig, seed: int, queries: int) -> dict[str, Any]:
     """recall@10 vs exact search over the live set after every runbook step."""
     dim = config.dim
     index = ShardIndex(config)
@@ -467,10 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     upserts = upsert_throughput(data, args.dim)
     print("streaming runbook", flush=True)
     # --quick: a smaller growing segment, so that the runbook seals and compacts too.
-    growing_limit = 5_000 if args.quick else ShardConfig(dim=args.dim).growing_limit
+    growing_limit = 5_000 if args.quick else ShardsConfig(dim=args.dim).growing_limit
     streaming = streaming_recall(
         data,
-        ShardConfig(dim=args.dim, growing_limit=growing_limit),
+        ShardsConfig(dim=args.dim, growing_limit=growing_limit),
         args.seed,
         queries=min(200, args.queries),
     )

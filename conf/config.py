@@ -8,16 +8,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 
 from conf.loader import build, load_yaml, replace_path
 
-if TYPE_CHECKING:
-    from shards.shard_config import ShardConfig
-
 LOCAL_CONFIG = Path(__file__).with_name("local.yaml")
+Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or squared L2
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d{1,5}$")
 
 
@@ -79,35 +77,85 @@ class TopicsConfig:
 
 @dataclass(frozen=True)
 class ShardsConfig:
-    """How the index is split: `count` shards of `dim`-dimensional vectors."""
+    """How the index is split into shards, and how each shard indexes, seals, searches and
+    compacts its vectors (the ShardIndex of every shard takes this config as it is).
+
+    count: shards (= partitions of the embeddings log). dim, metric: vector dimension and
+        "ip" (inner product) or "l2" (squared L2).
+    sealed_index: faiss index_factory string for sealed segments, trained on each segment's
+        own vectors; lowered for small segments (see shards.sealing.plan_factory).
+    growing_limit: vectors in the exact growing segment before it is sealed in the background.
+    nprobe, ef_search: search-time parameters of IVF and HNSW sealed indexes.
+    rerank_factor: lossy sealed segments (PQ, SQ) fetch k * rerank_factor candidates and
+        rescore them exactly from the raw vectors they keep on local disk; 0 turns it off.
+    compact_dead_fraction: compaction starts in the background once this fraction of the
+        vectors in sealed segments is dead (deleted or replaced); 1.0 waits until all are.
+    snapshot_interval_s, snapshots_keep: the stack's sealer (0 = off) and snapshots kept.
+    """
 
     count: int = 2
     dim: int = 384
-    metric: Literal["ip", "l2"] = "ip"
+    metric: Metric = "ip"
     sealed_index: str = "IVF256,Flat"
     growing_limit: int = 50_000
+    nprobe: int = 32
+    ef_search: int = 64
+    rerank_factor: int = 4
+    compact_dead_fraction: float = 0.2
     snapshot_interval_s: float = 30.0
     snapshots_keep: int = 3
 
     def __post_init__(self) -> None:
-        _positive("count", self.count)
-        _positive("dim", self.dim)
-        _positive("growing_limit", self.growing_limit)
-        _positive("snapshots_keep", self.snapshots_keep)
+        for name in ("count", "dim", "growing_limit", "nprobe", "ef_search", "snapshots_keep"):
+            _positive_int(name, getattr(self, name))
+        if self.metric not in _METRICS:
+            raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {self.metric!r}")
+        if isinstance(self.rerank_factor, bool) or not isinstance(self.rerank_factor, int):
+            raise ValueError(f"rerank_factor must be an int >= 0, got {self.rerank_factor!r}")
+        if self.rerank_factor < 0:
+            raise ValueError(f"rerank_factor must be an int >= 0, got {self.rerank_factor!r}")
+        fraction = self.compact_dead_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise ValueError(f"compact_dead_fraction must be a number, got {fraction!r}")
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"compact_dead_fraction must be in (0, 1], got {fraction!r}")
         if self.snapshot_interval_s < 0:
             raise ValueError(f"snapshot_interval_s must be >= 0, got {self.snapshot_interval_s}")
-        self.index_config()  # a bad sealed_index fails here, at load time
+        _check_factory(self.sealed_index, self.dim, self.metric)
 
-    def index_config(self) -> ShardConfig:
-        """The settings of each shard's ShardIndex."""
-        from shards.shard_config import ShardConfig  # faiss loads only where shards are used
+    @property
+    def metric_type(self) -> int:
+        """The FAISS metric constant of `metric`."""
+        return _METRICS[self.metric]
 
-        return ShardConfig(
-            dim=self.dim,
-            metric=self.metric,
-            sealed_index=self.sealed_index,
-            growing_limit=self.growing_limit,
-        )
+
+# faiss's METRIC_INNER_PRODUCT and METRIC_L2 (faiss/MetricType.h); faiss itself is imported
+# only by _check_factory, when a config is built.
+_METRICS = {"ip": 0, "l2": 1}
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def _check_factory(factory: Any, dim: int, metric: str) -> None:
+    """Refuse a sealed_index string that FAISS cannot build for this dim and metric."""
+    if not isinstance(factory, str) or not factory.strip():
+        raise ValueError(f"sealed_index must be a faiss index_factory string, got {factory!r}")
+    if "IDMap" in factory:
+        # Sealed segments label vectors by position and map positions to ids themselves.
+        raise ValueError(f"sealed_index must not contain IDMap, got {factory!r}")
+    import faiss  # here, not at the top: a config is also read where faiss is not needed
+
+    try:
+        faiss.index_factory(dim, factory, _METRICS[metric])
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+        raise ValueError(
+            f"sealed_index {factory!r} is not a valid faiss index_factory string for dim {dim}: "
+            f"{first_line}"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def resume(cfg: PinstreamConfig, shard: int) -> tuple[LogFollower, str | None]:
     """A follower over the newest good snapshot of the shard and the snapshot's URI; over an
     empty state from offset 0 (and None) when the shard has no snapshot yet."""
     topic, generation = cfg.topics.embeddings, cfg.model.generation
-    config = cfg.shards.index_config()
+    config = cfg.shards
 
     def load(snapshot: Snapshot) -> tuple[LogFollower, str]:
         state = ShardState.from_snapshot(snapshot)

@@ -2,14 +2,12 @@
 
 from shards.exceptions import CorruptSnapshot, ShardError, SnapshotError, SnapshotNotFound
 from shards.routing import pin_key, pin_keys, shard_of
-from shards.shard_config import ShardConfig
 from shards.shard_index import ShardIndex
 from shards.shard_state import PinInfo, ShardState
 
 __all__ = [
     "CorruptSnapshot",
     "PinInfo",
-    "ShardConfig",
     "ShardError",
     "ShardIndex",
     "ShardState",

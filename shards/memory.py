@@ -2,7 +2,7 @@
 
 import faiss
 
-from shards.shard_config import ShardConfig
+from conf.config import Metric, ShardsConfig
 from shards.shard_index import ShardIndex
 
 # Bytes a sealed segment keeps per vector besides its FAISS index: the int64 id at each
@@ -10,7 +10,7 @@ from shards.shard_index import ShardIndex
 SEGMENT_BOOKKEEPING_BYTES = 8 + 1
 
 
-def shipped_configs(dim: int, metric: str = "ip") -> dict[str, ShardConfig]:
+def shipped_configs(dim: int, metric: Metric = "ip") -> dict[str, ShardsConfig]:
     """Exact "Flat", the default IVF-Flat, and IVF-PQ (4-bit fast-scan, 2 bits per dimension).
 
     IVF-PQ fetches 10 candidates per result and reranks them exactly from raw vectors kept on
@@ -19,9 +19,9 @@ def shipped_configs(dim: int, metric: str = "ip") -> dict[str, ShardConfig]:
     if dim % 2:
         raise ValueError(f"the shipped IVF-PQ config needs an even dim, got {dim}")
     return {
-        "flat": ShardConfig(dim=dim, metric=metric, sealed_index="Flat"),
-        "ivf_flat": ShardConfig(dim=dim, metric=metric),
-        "ivf_pq": ShardConfig(
+        "flat": ShardsConfig(dim=dim, metric=metric, sealed_index="Flat"),
+        "ivf_flat": ShardsConfig(dim=dim, metric=metric),
+        "ivf_pq": ShardsConfig(
             dim=dim, metric=metric, sealed_index=f"IVF256,PQ{dim // 2}x4fs", rerank_factor=10
         ),
     }

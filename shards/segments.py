@@ -12,15 +12,15 @@ from typing import Any
 import faiss
 import numpy as np
 
+from conf.config import ShardsConfig
 from shards.raw_vectors import RawVectors, SpillDir
 from shards.sealing import build_index, is_lossless, search_params
-from shards.shard_config import ShardConfig
 
 
 class GrowingSegment:
     """Exact, mutable FAISS segment that new writes go to; ids in it are unique."""
 
-    def __init__(self, config: ShardConfig) -> None:
+    def __init__(self, config: ShardsConfig) -> None:
         # The flat index is kept as its own Python object so that it survives freeze().
         self._flat = faiss.IndexFlat(config.dim, config.metric_type)
         # IndexIDMap2 (not IndexIDMap) so a stored vector can be read back by id.
@@ -95,7 +95,7 @@ class SealedSegment:
 
     @classmethod
     def build(
-        cls, keys: np.ndarray, vectors: np.ndarray, config: ShardConfig, spill: SpillDir
+        cls, keys: np.ndarray, vectors: np.ndarray, config: ShardsConfig, spill: SpillDir
     ) -> SealedSegment:
         """Seal vectors under keys with the configured index, trained on these vectors."""
         index = build_index(vectors, config.sealed_index, config.metric_type)
@@ -144,7 +144,7 @@ class SealedSegment:
         return self.vectors_at(self.positions(np.array([key], dtype=np.int64)))[0]
 
     def search(
-        self, queries: np.ndarray, k: int, config: ShardConfig
+        self, queries: np.ndarray, k: int, config: ShardsConfig
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-min(k, live) over live vectors: scores and ids, -1 where fewer were found.
 
@@ -165,7 +165,7 @@ class SealedSegment:
         return scores, keys
 
     def _search(
-        self, queries: np.ndarray, want: int, config: ShardConfig, *, exhaustive: bool
+        self, queries: np.ndarray, want: int, config: ShardsConfig, *, exhaustive: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         rerank = self.raw is not None and config.rerank_factor > 0
         fetch = min(want * config.rerank_factor, self.n_live) if rerank else want
@@ -201,7 +201,7 @@ class SealedSegment:
         order = np.argsort(-exact if metric == "ip" else exact, axis=1, kind="stable")[:, :want]
         return np.take_along_axis(exact, order, axis=1), np.take_along_axis(labels, order, axis=1)
 
-    def _search_params(self, config: ShardConfig, exhaustive: bool) -> faiss.SearchParameters:
+    def _search_params(self, config: ShardsConfig, exhaustive: bool) -> faiss.SearchParameters:
         key = (exhaustive, config.nprobe, config.ef_search)
         if key not in self._params:
             selector, live_bits = None, None

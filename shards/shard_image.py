@@ -18,9 +18,9 @@ from typing import Any
 import faiss
 import numpy as np
 
+from conf.config import ShardsConfig
 from shards.exceptions import CorruptSnapshot
 from shards.raw_vectors import RawVectors, SpillDir
-from shards.shard_config import ShardConfig
 from shards.snapshot import Snapshot, publish_snapshot
 
 KIND = "pinstream-shard"
@@ -41,7 +41,7 @@ class SegmentImage:
 class ShardImage:
     """What a snapshot holds of a shard; the arrays are copies, indexes are immutable."""
 
-    config: ShardConfig
+    config: ShardsConfig
     clock: int
     versions: np.ndarray
     growing_ids: np.ndarray
@@ -85,17 +85,17 @@ def save_image(root: str, image: ShardImage, extra_files: Mapping[str, bytes] | 
     return publish_snapshot(root, files, meta)
 
 
-def read_config(snapshot: Snapshot) -> ShardConfig:
+def read_config(snapshot: Snapshot) -> ShardsConfig:
     """The shard config a snapshot was written with. Raises CorruptSnapshot."""
     try:
         if snapshot.meta.get("kind") != KIND:
             raise ValueError(f"kind is {snapshot.meta.get('kind')!r}, not {KIND!r}")
-        return ShardConfig(**snapshot.meta["config"])
+        return ShardsConfig(**snapshot.meta["config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptSnapshot(f"{snapshot.uri}: bad shard config: {exc}") from exc
 
 
-def read_image(snapshot: Snapshot, config: ShardConfig, spill: SpillDir) -> ShardImage:
+def read_image(snapshot: Snapshot, config: ShardsConfig, spill: SpillDir) -> ShardImage:
     """Read and check a shard image; raw vectors are copied into spill. Raises CorruptSnapshot."""
     meta = snapshot.meta
     try:
@@ -113,7 +113,7 @@ def read_image(snapshot: Snapshot, config: ShardConfig, spill: SpillDir) -> Shar
 
 
 def _read_segment(
-    snapshot: Snapshot, config: ShardConfig, spill: SpillDir, name: str, sealed: bool, lossy: bool
+    snapshot: Snapshot, config: ShardsConfig, spill: SpillDir, name: str, sealed: bool, lossy: bool
 ) -> SegmentImage:
     ids = _array(snapshot, f"{name}-ids.npy", np.int64, (None,))
     dead = _array(snapshot, f"{name}-dead.npy", np.bool_, (len(ids),))

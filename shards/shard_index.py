@@ -22,15 +22,15 @@ from typing import Any, Self
 import faiss
 import numpy as np
 
+from conf.config import ShardsConfig
 from shards.arrays import RESTORED_VERSION, check_ids, check_matrix, check_versions
 from shards.exceptions import CorruptSnapshot
 from shards.raw_vectors import SpillDir
 from shards.segments import GrowingSegment, SealedSegment
-from shards.shard_config import ShardConfig
 from shards.shard_image import SegmentImage, ShardImage, read_config, read_image, save_image
 from shards.snapshot import LoadsSnapshots, Snapshot
 
-__all__ = ["ShardConfig", "ShardIndex"]
+__all__ = ["ShardIndex", "ShardsConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class ShardIndex(LoadsSnapshots):
     temporary directory when None).
     """
 
-    def __init__(self, config: ShardConfig, spill_dir: str | os.PathLike[str] | None = None):
+    def __init__(self, config: ShardsConfig, spill_dir: str | os.PathLike[str] | None = None):
         self._config = config
         self._lock = threading.RLock()
         self._spill = SpillDir(spill_dir)
@@ -66,7 +66,7 @@ class ShardIndex(LoadsSnapshots):
         self._pad_score = np.float32(-np.inf if config.metric == "ip" else np.inf)
 
     @property
-    def config(self) -> ShardConfig:
+    def config(self) -> ShardsConfig:
         """The config this shard was built with."""
         return self._config
 

@@ -14,10 +14,11 @@ from typing import Any, Self
 import numpy as np
 import pyarrow as pa
 
+from conf.config import ShardsConfig
 from shards.exceptions import CorruptSnapshot
 from shards.routing import pin_key, pin_keys
 from shards.shard_image import save_image
-from shards.shard_index import ShardConfig, ShardIndex
+from shards.shard_index import ShardIndex
 from shards.snapshot import LoadsSnapshots, Snapshot
 
 PINS_FILE = "pins.arrow"
@@ -45,7 +46,7 @@ class PinInfo:
 class ShardState(LoadsSnapshots):
     """Applies log rows last-writer-wins by version; searchable from any thread meanwhile."""
 
-    def __init__(self, config: ShardConfig, index: ShardIndex | None = None) -> None:
+    def __init__(self, config: ShardsConfig, index: ShardIndex | None = None) -> None:
         self.config = config
         self.index = ShardIndex(config) if index is None else index
         self._pins: dict[int, PinInfo] = {}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conf.config import PinstreamConfig
+from conf.config import PinstreamConfig, ShardsConfig
 from encoder.embedder import encoder_config
 from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
 from shards.routing import shard_of
-from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
 from streams.dead_letter import DeadLetter
 from streams.embeddings_log import decode_rows
@@ -34,7 +33,7 @@ def oracle_fold(events: list[PinEvent]) -> dict[str, str]:
 
 def fold_log(cfg: PinstreamConfig) -> tuple[dict[str, str], int]:
     """Rebuild every shard from the embeddings log; return live pin -> title and the row count."""
-    states = [ShardState(ShardConfig(dim=cfg.shards.dim)) for _ in range(cfg.shards.count)]
+    states = [ShardState(ShardsConfig(dim=cfg.shards.dim)) for _ in range(cfg.shards.count)]
     rows_seen = 0
     for record in drain(cfg.broker.bootstrap, cfg.topics.embeddings):
         rows = decode_rows(record.value)

@@ -28,7 +28,7 @@ def write_old_snapshots(cfg: PinstreamConfig, storage_root: str) -> dict[str, tu
     old = cfg.with_value("storage.root", storage_root)
     for shard in range(cfg.shards.count):
         mine = [i for i, e in enumerate(events) if shard_of(e.pin_id, cfg.shards.count) == shard]
-        state = ShardState(cfg.shards.index_config())
+        state = ShardState(cfg.shards)
         state.apply_rows(
             upsert_rows([events[i] for i in mine], vectors[mine], 500, cfg.model.generation)
         )

@@ -79,7 +79,7 @@ def test_shard_index_settings_are_checked_at_load(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"shards.*sealed_index 'IVF,Nope' is not a valid"):
         load_config(write(tmp_path, "shards:\n  sealed_index: IVF,Nope\n"))
     cfg = load_config(write(tmp_path, "shards:\n  sealed_index: IVF64,PQ48\n  growing_limit: 7\n"))
-    index = cfg.shards.index_config()
+    index = cfg.shards
     assert (index.dim, index.metric, index.sealed_index, index.growing_limit) == (
         384,
         "ip",
@@ -92,3 +92,10 @@ def test_snapshot_roots_are_keyed_by_the_log_they_fold() -> None:
     cfg = PinstreamConfig().with_value("storage.root", "s3://bucket/pinstream/")
     assert cfg.snapshot_root(3) == "s3://bucket/pinstream/snapshots/pin-embeddings/shard-3"
     assert cfg.namespaced("t1").snapshot_root(3).endswith("/pin-embeddings-t1/shard-3")
+
+
+def test_search_settings_of_the_shards_are_reachable_from_yaml(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "shards:\n  nprobe: 8\n  rerank_factor: 0\n"))
+    assert (cfg.shards.nprobe, cfg.shards.rerank_factor, cfg.shards.ef_search) == (8, 0, 64)
+    with pytest.raises(ConfigError, match=r"shards.*nprobe must be an int >= 1"):
+        load_config(write(tmp_path, "shards:\n  nprobe: 0\n"))

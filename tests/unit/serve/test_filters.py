@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from conf.config import ShardsConfig
 from serve.filters import SearchFilter, filtered_search
-from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
 
 DIM = 8
@@ -22,7 +22,7 @@ def unit_rows(n: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def shard() -> tuple[ShardState, np.ndarray]:
     vectors = unit_rows(len(BOARDS))
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     n = len(BOARDS)
     state.apply_rows(
         pa.table(
@@ -107,7 +107,7 @@ def test_a_rare_board_deepens_until_the_whole_shard_was_searched(
 
 
 def test_an_empty_shard_answers_empty_rows() -> None:
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     found = filtered_search(state.search, unit_rows(2), 3, SearchFilter.of(["a"], []), lambda: 0)
     assert found == [[], []]
 

@@ -16,13 +16,12 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from conf.config import PinstreamConfig
+from conf.config import PinstreamConfig, ShardsConfig
 from serve.auth import API_KEYS_ENV
 from serve.filters import SearchFilter, search_state
 from serve.http_api import create_api
 from serve.ingress import Ingress
 from shards.routing import shard_of
-from shards.shard_index import ShardConfig
 from shards.shard_state import ShardState
 
 DIM = 16
@@ -66,7 +65,7 @@ class FakeShard:
 
     def __init__(self, shard: int, delay_s: float = 0.0) -> None:
         self.shard, self.delay_s = shard, delay_s
-        self.state = ShardState(ShardConfig(dim=DIM))
+        self.state = ShardState(ShardsConfig(dim=DIM))
         mine = [i for i, pin in enumerate(PINS) if shard_of(pin, SHARDS) == shard]
         self.state.apply_rows(
             pa.table(

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from shards import ShardConfig, ShardIndex
+from conf.config import ShardsConfig
+from shards import ShardIndex
 from shards.memory import bytes_per_vector, shipped_configs
 
 DIM = 384
@@ -14,7 +15,7 @@ def vectors() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((2_000, DIM)).astype(np.float32)
 
 
-def sealed(config: ShardConfig, vectors: np.ndarray) -> ShardIndex:
+def sealed(config: ShardsConfig, vectors: np.ndarray) -> ShardIndex:
     index = ShardIndex(config)
     index.upsert(np.arange(len(vectors)), vectors)
     index.seal()
@@ -24,7 +25,7 @@ def sealed(config: ShardConfig, vectors: np.ndarray) -> ShardIndex:
 def test_shipped_configs_and_their_sizes(vectors: np.ndarray) -> None:
     configs = shipped_configs(DIM)
     assert list(configs) == ["flat", "ivf_flat", "ivf_pq"]
-    assert configs["ivf_flat"] == ShardConfig(dim=DIM)
+    assert configs["ivf_flat"] == ShardsConfig(dim=DIM)
     sizes = {name: bytes_per_vector(sealed(c, vectors)) for name, c in configs.items()}
     assert sizes["flat"]["faiss_index"] == pytest.approx(4 * DIM, rel=0.01)
     assert sizes["flat"]["disk_raw"] == 0.0 and sizes["ivf_flat"]["disk_raw"] == 0.0
@@ -39,6 +40,6 @@ def test_shipped_configs_and_their_sizes(vectors: np.ndarray) -> None:
 
 def test_no_sealed_segment_to_measure() -> None:
     with pytest.raises(ValueError, match="seal"):
-        bytes_per_vector(ShardIndex(ShardConfig(dim=DIM)))
+        bytes_per_vector(ShardIndex(ShardsConfig(dim=DIM)))
     with pytest.raises(ValueError, match="even dim"):
         shipped_configs(31)

@@ -5,10 +5,10 @@ import gc
 import numpy as np
 import pytest
 
+from conf.config import ShardsConfig
 from shards.raw_vectors import SpillDir
 from shards.sealing import build_index, is_lossless, plan_factory
 from shards.segments import SealedSegment
-from shards.shard_config import ShardConfig
 
 DIM = 16
 
@@ -53,7 +53,7 @@ FACTORIES = [
 def test_any_factory_seals_any_size(factory: str, metric: str) -> None:
     rng = np.random.default_rng(0)
     spill = SpillDir()
-    config = ShardConfig(dim=DIM, metric=metric, sealed_index=factory, nprobe=64, ef_search=64)
+    config = ShardsConfig(dim=DIM, metric=metric, sealed_index=factory, nprobe=64, ef_search=64)
     for n in (1, 40, 700):
         vectors = rng.standard_normal((n, DIM)).astype(np.float32)
         keys = np.arange(1_000, 1_000 + n, dtype=np.int64)
@@ -79,7 +79,7 @@ def test_any_factory_seals_any_size(factory: str, metric: str) -> None:
 )
 def test_lossless_indexes_keep_no_raw_vectors(factory: str, lossless: bool) -> None:
     vectors = np.random.default_rng(1).standard_normal((700, DIM)).astype(np.float32)
-    config = ShardConfig(dim=DIM, sealed_index=factory)
+    config = ShardsConfig(dim=DIM, sealed_index=factory)
     index = build_index(vectors, factory, config.metric_type)
     assert is_lossless(index, vectors) is lossless
     segment = SealedSegment.build(np.arange(700, dtype=np.int64), vectors, config, SpillDir())
@@ -88,7 +88,7 @@ def test_lossless_indexes_keep_no_raw_vectors(factory: str, lossless: bool) -> N
 
 def test_raw_vectors_file_goes_with_its_segment(tmp_path) -> None:
     vectors = np.random.default_rng(2).standard_normal((700, DIM)).astype(np.float32)
-    config = ShardConfig(dim=DIM, sealed_index="IVF8,PQ4x4fs")
+    config = ShardsConfig(dim=DIM, sealed_index="IVF8,PQ4x4fs")
     segment = SealedSegment.build(
         np.arange(700, dtype=np.int64), vectors, config, SpillDir(tmp_path)
     )
@@ -110,7 +110,7 @@ def test_filtered_search_returns_k_live_results_even_when_probed_lists_are_dead(
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((800, DIM)).astype(np.float32)
     keys = np.arange(800, dtype=np.int64) * 7
-    config = ShardConfig(dim=DIM, metric=metric, sealed_index="IVF20,Flat", nprobe=1)
+    config = ShardsConfig(dim=DIM, metric=metric, sealed_index="IVF20,Flat", nprobe=1)
     segment = SealedSegment.build(keys, vectors, config, SpillDir())
     alive = np.sort(rng.choice(800, size=40, replace=False))
     segment.discard(np.setdiff1d(keys, keys[alive]))
@@ -126,7 +126,7 @@ def test_filtered_search_returns_k_live_results_even_when_probed_lists_are_dead(
 def test_rerank_gives_exact_scores_from_raw_vectors() -> None:
     rng = np.random.default_rng(4)
     vectors = rng.standard_normal((1_000, DIM)).astype(np.float32)
-    config = ShardConfig(dim=DIM, sealed_index="IVF8,PQ4x4fs", nprobe=8, rerank_factor=4)
+    config = ShardsConfig(dim=DIM, sealed_index="IVF8,PQ4x4fs", nprobe=8, rerank_factor=4)
     segment = SealedSegment.build(np.arange(1_000, dtype=np.int64), vectors, config, SpillDir())
     queries = rng.standard_normal((20, DIM)).astype(np.float32)
     scores, ids = segment.search(queries, 5, config)

@@ -1,14 +1,14 @@
-"""ShardConfig checks every field once, at construction."""
+"""ShardsConfig checks every field once, at construction."""
 
 from typing import Any
 
 import pytest
 
-from shards import ShardConfig
+from conf.config import ShardsConfig
 
 
 def test_defaults() -> None:
-    config = ShardConfig(dim=384)
+    config = ShardsConfig(dim=384)
     assert (config.metric, config.sealed_index, config.growing_limit) == (
         "ip",
         "IVF256,Flat",
@@ -38,9 +38,9 @@ def test_defaults() -> None:
 )
 def test_bad_values_raise(field: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ShardConfig(dim=32, **{field: value})
+        ShardsConfig(dim=32, **{field: value})
 
 
 def test_zero_rerank_and_full_dead_fraction_are_allowed() -> None:
-    config = ShardConfig(dim=8, rerank_factor=0, compact_dead_fraction=1.0, sealed_index="HNSW8")
+    config = ShardsConfig(dim=8, rerank_factor=0, compact_dead_fraction=1.0, sealed_index="HNSW8")
     assert config.rerank_factor == 0

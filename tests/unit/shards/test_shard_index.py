@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shards import ShardConfig, ShardIndex, pin_keys
+from conf.config import ShardsConfig
+from shards import ShardIndex, pin_keys
 from shards.arrays import RESTORED_VERSION
 
 DIM = 32
@@ -156,16 +157,16 @@ def queries_for(log: list[Event], seed: int) -> np.ndarray:
     return np.vstack([rng.standard_normal((40, DIM)).astype(np.float32), np.stack(old)])
 
 
-def layout_config(layout: str, metric: str) -> ShardConfig:
+def layout_config(layout: str, metric: str) -> ShardsConfig:
     """Growing segment only; or small segments sealed in the background as Flat or IVF-Flat.
 
     Segments of <= 400 vectors get at most 10 IVF lists, all probed (nprobe 32), so both
     sealed layouts search exactly while exercising dead masks, selectors and compaction.
     """
     if layout == "growing":
-        return ShardConfig(dim=DIM, metric=metric)
+        return ShardsConfig(dim=DIM, metric=metric)
     sealed_index = "Flat" if layout == "sealed-flat" else "IVF256,Flat"
-    return ShardConfig(
+    return ShardsConfig(
         dim=DIM,
         metric=metric,
         sealed_index=sealed_index,
@@ -201,7 +202,7 @@ def test_messy_delivery_equals_fold_of_the_log(layout: str, metric: str, seed: i
 def test_replaying_the_whole_log_changes_nothing(metric: str) -> None:
     log = make_log(seed=2)
     live, seen = fold(log)
-    index = ShardIndex(ShardConfig(dim=DIM, metric=metric))
+    index = ShardIndex(ShardsConfig(dim=DIM, metric=metric))
     assert apply(index, log, seed=2) > 0
     queries = queries_for(log, seed=2)
     before = index.search(queries, 20)
@@ -218,7 +219,7 @@ def test_replaying_the_whole_log_changes_nothing(metric: str) -> None:
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_k_larger_than_live_set_pads(metric: str) -> None:
-    index = ShardIndex(ShardConfig(dim=4, metric=metric))
+    index = ShardIndex(ShardsConfig(dim=4, metric=metric))
     vectors = np.eye(4, dtype=np.float32)[:3]
     index.upsert([7, 8, 9], vectors)
     index.delete([8])
@@ -228,21 +229,21 @@ def test_k_larger_than_live_set_pads(metric: str) -> None:
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_search_on_empty_index_returns_padding(metric: str) -> None:
-    index = ShardIndex(ShardConfig(dim=4, metric=metric))
+    index = ShardIndex(ShardsConfig(dim=4, metric=metric))
     scores, ids = index.search(np.ones((3, 4), dtype=np.float32), 2)
     assert (ids == -1).all() and ids.shape == (3, 2)
     assert (scores == (-np.inf if metric == "ip" else np.inf)).all()
 
 
 def test_no_queries_gives_empty_results() -> None:
-    index = ShardIndex(ShardConfig(dim=4))
+    index = ShardIndex(ShardsConfig(dim=4))
     index.upsert([1], np.ones((1, 4)))
     scores, ids = index.search(np.empty((0, 4), dtype=np.float32), 3)
     assert scores.shape == ids.shape == (0, 3)
 
 
 def test_upsert_replaces_an_existing_id() -> None:
-    index = ShardIndex(ShardConfig(dim=2, metric="ip"))
+    index = ShardIndex(ShardsConfig(dim=2, metric="ip"))
     assert index.upsert([5], [[1.0, 0.0]]) == 1
     assert index.upsert([5], [[0.0, 1.0]]) == 1
     assert len(index) == 1
@@ -253,7 +254,7 @@ def test_upsert_replaces_an_existing_id() -> None:
 
 
 def test_delete_leaves_a_tombstone_that_beats_older_upserts() -> None:
-    index = ShardIndex(ShardConfig(dim=2))
+    index = ShardIndex(ShardsConfig(dim=2))
     index.upsert([1], [[1.0, 0.0]], versions=[10])
     assert index.delete([1], versions=[12]) == 1
     assert index.upsert([1], [[1.0, 1.0]], versions=[11]) == 0
@@ -265,7 +266,7 @@ def test_delete_leaves_a_tombstone_that_beats_older_upserts() -> None:
 
 
 def test_delete_of_an_unseen_id_records_its_version() -> None:
-    index = ShardIndex(ShardConfig(dim=2))
+    index = ShardIndex(ShardsConfig(dim=2))
     assert index.delete([3], versions=[5]) == 1
     assert index.version(3) == 5
     assert index.upsert([3], [[1.0, 1.0]], versions=[4]) == 0
@@ -273,7 +274,7 @@ def test_delete_of_an_unseen_id_records_its_version() -> None:
 
 
 def test_stale_or_equal_versions_are_ignored() -> None:
-    index = ShardIndex(ShardConfig(dim=2))
+    index = ShardIndex(ShardsConfig(dim=2))
     assert index.upsert([1, 2], [[1.0, 0.0], [0.0, 1.0]], versions=[5, 5]) == 2
     assert index.upsert([1, 2], [[9.0, 9.0], [9.0, 9.0]], versions=[5, 4]) == 0
     assert index.delete([1, 2], versions=[3, 5]) == 0
@@ -282,7 +283,7 @@ def test_stale_or_equal_versions_are_ignored() -> None:
 
 
 def test_a_restored_row_applies_once_and_any_event_of_the_new_log_beats_it() -> None:
-    index = ShardIndex(ShardConfig(dim=2))
+    index = ShardIndex(ShardsConfig(dim=2))
     assert index.upsert([1, 2], [[1.0, 0.0], [0.0, 1.0]], versions=[RESTORED_VERSION] * 2) == 2
     assert index.upsert([1], [[9.0, 9.0]], versions=[RESTORED_VERSION]) == 0  # a replay
     assert index.upsert([1], [[1.0, 1.0]], versions=[0]) == 1  # offset 0 of the fresh log
@@ -292,7 +293,7 @@ def test_a_restored_row_applies_once_and_any_event_of_the_new_log_beats_it() -> 
 
 
 def test_unversioned_writes_always_apply() -> None:
-    index = ShardIndex(ShardConfig(dim=2))
+    index = ShardIndex(ShardsConfig(dim=2))
     index.upsert([1], [[1.0, 0.0]], versions=[100])
     assert index.upsert([1], [[0.0, 1.0]]) == 1
     np.testing.assert_array_equal(index.vector(1), [0.0, 1.0])
@@ -305,7 +306,7 @@ def test_unversioned_writes_always_apply() -> None:
 
 
 def test_within_a_call_newest_version_wins_then_later_position() -> None:
-    index = ShardIndex(ShardConfig(dim=2))
+    index = ShardIndex(ShardsConfig(dim=2))
     vectors = [[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]
     assert index.upsert([1, 1, 1], vectors, versions=[7, 3, 5]) == 1
     np.testing.assert_array_equal(index.vector(1), [1.0, 0.0])
@@ -318,7 +319,7 @@ def test_within_a_call_newest_version_wins_then_later_position() -> None:
 
 
 def test_vector_returns_a_copy() -> None:
-    index = ShardIndex(ShardConfig(dim=2))
+    index = ShardIndex(ShardsConfig(dim=2))
     index.upsert([1], [[1.0, 2.0]])
     stored = index.vector(1)
     assert stored is not None and stored.dtype == np.float32
@@ -328,7 +329,7 @@ def test_vector_returns_a_copy() -> None:
 
 
 def test_float64_and_non_contiguous_input_is_converted() -> None:
-    index = ShardIndex(ShardConfig(dim=3, metric="l2"))
+    index = ShardIndex(ShardsConfig(dim=3, metric="l2"))
     wide = np.arange(12, dtype=np.float64).reshape(2, 6)
     assert index.upsert(np.array([1, 2], dtype=np.uint32), wide[:, ::2]) == 2
     np.testing.assert_array_equal(index.vector(2), [6.0, 8.0, 10.0])
@@ -337,7 +338,7 @@ def test_float64_and_non_contiguous_input_is_converted() -> None:
 
 
 def test_empty_calls_apply_nothing() -> None:
-    index = ShardIndex(ShardConfig(dim=3))
+    index = ShardIndex(ShardsConfig(dim=3))
     assert index.upsert([], np.empty((0, 3), dtype=np.float32)) == 0
     assert index.delete([]) == 0
     assert len(index) == 0
@@ -391,7 +392,7 @@ BAD_UPSERTS: list[tuple[str, Any, Any, Any]] = [
 def test_bad_upsert_raises_and_changes_nothing(
     message: str, ids: Any, vectors: Any, versions: Any
 ) -> None:
-    index = ShardIndex(ShardConfig(dim=4))
+    index = ShardIndex(ShardsConfig(dim=4))
     with pytest.raises(ValueError, match=message):
         index.upsert(ids, vectors, versions)
     assert len(index) == 0 and index.version(1) is None
@@ -406,7 +407,7 @@ def test_bad_upsert_raises_and_changes_nothing(
     ],
 )
 def test_bad_delete_raises(message: str, ids: Any, versions: Any) -> None:
-    index = ShardIndex(ShardConfig(dim=4))
+    index = ShardIndex(ShardsConfig(dim=4))
     with pytest.raises(ValueError, match=message):
         index.delete(ids, versions)
 
@@ -423,7 +424,7 @@ def test_bad_delete_raises(message: str, ids: Any, versions: Any) -> None:
     ],
 )
 def test_bad_search_raises(message: str, queries: Any, k: Any) -> None:
-    index = ShardIndex(ShardConfig(dim=4))
+    index = ShardIndex(ShardsConfig(dim=4))
     index.upsert([1], np.ones((1, 4)))
     with pytest.raises(ValueError, match=message):
         index.search(queries, k)
@@ -441,4 +442,4 @@ def test_bad_search_raises(message: str, queries: Any, k: Any) -> None:
 )
 def test_bad_config_raises(dim: Any, metric: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ShardConfig(dim=dim, metric=metric)
+        ShardsConfig(dim=dim, metric=metric)

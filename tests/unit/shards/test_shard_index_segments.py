@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import shards.segments
-from shards import ShardConfig, ShardIndex
+from conf.config import ShardsConfig
+from shards import ShardIndex
 from tests.unit.shards.builds import DEADLINE_S, BlockedBuilds
 
 DIM = 16
@@ -71,7 +72,7 @@ def test_searches_stay_exact_while_a_segment_is_sealed_in_the_background(
 ) -> None:
     keys, vectors, queries = data(0, 260)
     oracle = Oracle(metric)
-    config = ShardConfig(dim=DIM, metric=metric, growing_limit=200, compact_dead_fraction=1.0)
+    config = ShardsConfig(dim=DIM, metric=metric, growing_limit=200, compact_dead_fraction=1.0)
     index = ShardIndex(config)
     oracle.upsert(index, keys, vectors)
     assert blocked_builds.started.wait(DEADLINE_S)
@@ -97,7 +98,7 @@ def test_searches_stay_exact_while_a_segment_is_sealed_in_the_background(
 def test_seal_is_synchronous_and_drops_dead_rows() -> None:
     keys, vectors, queries = data(1, 300)
     oracle = Oracle("l2")
-    index = ShardIndex(ShardConfig(dim=DIM, metric="l2", growing_limit=1_000))
+    index = ShardIndex(ShardsConfig(dim=DIM, metric="l2", growing_limit=1_000))
     oracle.upsert(index, keys, vectors)
     oracle.delete(index, keys[::3])
     index.seal()
@@ -112,7 +113,7 @@ def test_seal_is_synchronous_and_drops_dead_rows() -> None:
 def test_updates_and_deletes_of_sealed_ids_are_never_returned(metric: str) -> None:
     keys, vectors, queries = data(2, 600)
     oracle = Oracle(metric)
-    config = ShardConfig(dim=DIM, metric=metric, growing_limit=150, compact_dead_fraction=1.0)
+    config = ShardsConfig(dim=DIM, metric=metric, growing_limit=150, compact_dead_fraction=1.0)
     index = ShardIndex(config)
     oracle.upsert(index, keys, vectors)
     index.seal()
@@ -128,7 +129,7 @@ def test_updates_and_deletes_of_sealed_ids_are_never_returned(metric: str) -> No
 
 
 def test_versions_decide_across_segments() -> None:
-    index = ShardIndex(ShardConfig(dim=2, sealed_index="Flat", growing_limit=2))
+    index = ShardIndex(ShardsConfig(dim=2, sealed_index="Flat", growing_limit=2))
     index.upsert([1, 2], [[1.0, 0.0], [0.0, 1.0]], versions=[10, 10])
     index.seal()
     assert index.upsert([1], [[5.0, 5.0]], versions=[9]) == 0
@@ -143,7 +144,7 @@ def test_versions_decide_across_segments() -> None:
 def test_compaction_starts_at_the_dead_fraction_and_keeps_results() -> None:
     keys, vectors, queries = data(3, 400)
     oracle = Oracle("ip")
-    config = ShardConfig(dim=DIM, growing_limit=100, compact_dead_fraction=0.25)
+    config = ShardsConfig(dim=DIM, growing_limit=100, compact_dead_fraction=0.25)
     index = ShardIndex(config)
     oracle.upsert(index, keys, vectors)
     index.seal()
@@ -161,7 +162,7 @@ def test_compaction_starts_at_the_dead_fraction_and_keeps_results() -> None:
 def test_explicit_compact_merges_segments() -> None:
     keys, vectors, queries = data(4, 300)
     oracle = Oracle("l2")
-    index = ShardIndex(ShardConfig(dim=DIM, metric="l2", sealed_index="Flat", growing_limit=100))
+    index = ShardIndex(ShardsConfig(dim=DIM, metric="l2", sealed_index="Flat", growing_limit=100))
     oracle.upsert(index, keys, vectors)
     index.seal()
     oracle.delete(index, keys[:10])
@@ -179,7 +180,7 @@ def test_writes_during_compaction_are_kept(blocked_builds: BlockedBuilds) -> Non
     keys, vectors, queries = data(5, 300)
     oracle = Oracle("ip")
     blocked_builds.release.set()  # let the seals through
-    config = ShardConfig(dim=DIM, growing_limit=100, compact_dead_fraction=1.0)
+    config = ShardsConfig(dim=DIM, growing_limit=100, compact_dead_fraction=1.0)
     index = ShardIndex(config)
     oracle.upsert(index, keys, vectors)
     index.seal()
@@ -216,7 +217,7 @@ def test_a_failed_seal_keeps_the_segment_searchable_and_seal_retries(
     monkeypatch.setattr(shards.segments, "build_index", flaky)
     keys, vectors, queries = data(6, 120)
     oracle = Oracle("ip")
-    index = ShardIndex(ShardConfig(dim=DIM, growing_limit=100))
+    index = ShardIndex(ShardsConfig(dim=DIM, growing_limit=100))
     oracle.upsert(index, keys, vectors)
     assert index.wait_idle(DEADLINE_S)
     assert segments(index) == [(100, 0, False, "IndexFlat")]
@@ -227,7 +228,7 @@ def test_a_failed_seal_keeps_the_segment_searchable_and_seal_retries(
 
 
 def test_len_and_contains_follow_the_live_set() -> None:
-    index = ShardIndex(ShardConfig(dim=2, sealed_index="Flat", growing_limit=2))
+    index = ShardIndex(ShardsConfig(dim=2, sealed_index="Flat", growing_limit=2))
     index.upsert([1, 2, 3], np.eye(3, 2, dtype=np.float32))
     index.delete([2])
     assert len(index) == 2 and 1 in index and 2 not in index and 3 in index

@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from conf.config import ShardsConfig
 from shards.exceptions import CorruptSnapshot
-from shards.shard_index import ShardConfig
 from shards.shard_state import PinInfo, ShardState
 from streams.embeddings_log import log_schema
 
@@ -127,7 +127,7 @@ def seed(request: pytest.FixtureRequest) -> int:
 def test_live_pins_equal_the_oracle_fold(seed: int) -> None:
     log = make_log(seed)
     live = fold(log)
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     apply_all(state, messy_batches(log, seed + 100))
     assert state.live_pins() == expected_pins(live)
     assert len(state) == len(live)
@@ -138,7 +138,7 @@ def test_live_pins_equal_the_oracle_fold(seed: int) -> None:
 def test_search_equals_exact_search_over_the_live_set(seed: int, k: int) -> None:
     log = make_log(seed)
     live = fold(log)
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     apply_all(state, messy_batches(log, seed + 100))
     rng = np.random.default_rng(seed + 200)
     # Random queries, and every vector ever written: old vectors of updated pins included.
@@ -157,7 +157,7 @@ def test_search_equals_exact_search_over_the_live_set(seed: int, k: int) -> None
 def test_search_never_returns_deleted_or_superseded_pins(seed: int) -> None:
     log = make_log(seed)
     live = fold(log)
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     apply_all(state, messy_batches(log, seed + 100))
     upserts = [event for event in log if event.vector is not None]
     # Unit vectors: a stored copy of a query vector would come first, with score 1.
@@ -177,7 +177,7 @@ def test_search_never_returns_deleted_or_superseded_pins(seed: int) -> None:
 def test_get_returns_the_newest_title_and_vector_or_none(seed: int) -> None:
     log = make_log(seed)
     live = fold(log)
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     apply_all(state, messy_batches(log, seed + 100))
     for pin_id in {event.pin_id for event in log}:
         found = state.get(pin_id)
@@ -198,7 +198,7 @@ def test_get_returns_the_newest_title_and_vector_or_none(seed: int) -> None:
 
 def test_replaying_the_whole_log_changes_nothing(seed: int) -> None:
     log = make_log(seed)
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     apply_all(state, messy_batches(log, seed + 100))
     queries = np.random.default_rng(seed).standard_normal((10, DIM)).astype(np.float32)
     pins, results = state.live_pins(), state.search(queries, 25)
@@ -210,14 +210,14 @@ def test_replaying_the_whole_log_changes_nothing(seed: int) -> None:
 
 def test_a_replica_built_from_the_log_in_order_matches_one_built_from_a_messy_delivery() -> None:
     log = make_log(9)
-    ordered, messy = ShardState(ShardConfig(dim=DIM)), ShardState(ShardConfig(dim=DIM))
+    ordered, messy = ShardState(ShardsConfig(dim=DIM)), ShardState(ShardsConfig(dim=DIM))
     ordered.apply_rows(table(log))
     apply_all(messy, messy_batches(log, 9))
     assert ordered.live_pins() == messy.live_pins() == expected_pins(fold(log))
 
 
 def test_delete_then_older_upsert_stays_deleted() -> None:
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     vector = np.ones(DIM, dtype=np.float32) / 4
     state.apply_rows(table([Event("p", "delete", 5)]))
     state.apply_rows(table([Event("p", "upsert", 3, vector, "old", "b")]))
@@ -229,7 +229,7 @@ def test_delete_then_older_upsert_stays_deleted() -> None:
 
 
 def test_empty_batch_and_empty_state() -> None:
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     state.apply_rows(SCHEMA.empty_table())
     assert len(state) == 0
     assert state.live_pins() == {}
@@ -237,7 +237,7 @@ def test_empty_batch_and_empty_state() -> None:
 
 
 def test_upsert_without_a_vector_raises_and_applies_nothing() -> None:
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     good = Event("a", "upsert", 1, np.ones(DIM, dtype=np.float32), "A", "b")
     state.apply_rows(table([good]))
     with pytest.raises(ValueError, match="no vector"):
@@ -251,7 +251,7 @@ def test_a_replica_restored_from_a_snapshot_and_the_log_suffix_equals_the_fold(
 ) -> None:
     """Apply the log up to an offset, snapshot, restore, then replay from an earlier offset."""
     log = make_log(4)
-    config = ShardConfig(dim=DIM, sealed_index="Flat", growing_limit=growing_limit)
+    config = ShardsConfig(dim=DIM, sealed_index="Flat", growing_limit=growing_limit)
     first = ShardState(config)
     first.apply_rows(table(log[:350]))
     first.save(str(tmp_path), log_offsets={4: 350})
@@ -268,7 +268,7 @@ def test_a_replica_restored_from_a_snapshot_and_the_log_suffix_equals_the_fold(
 
 
 def test_a_state_snapshot_with_damaged_pins_is_refused(tmp_path) -> None:
-    state = ShardState(ShardConfig(dim=DIM))
+    state = ShardState(ShardsConfig(dim=DIM))
     state.apply_rows(table(make_log(5)[:50]))
     uri = state.save(str(tmp_path))
     pins = tmp_path / uri.rsplit("/", 1)[1] / "pins.arrow"

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shards import CorruptSnapshot, ShardConfig, ShardIndex, SnapshotNotFound
+from conf.config import ShardsConfig
+from shards import CorruptSnapshot, ShardIndex, SnapshotNotFound
 from shards.snapshot import CURRENT, MANIFEST, list_snapshots, open_snapshot, prune_snapshots
 from tests.unit.shards.builds import DEADLINE_S, BlockedBuilds
 
@@ -17,7 +18,7 @@ DIM = 16
 def build_index(metric: str = "ip", sealed_index: str = "IVF256,Flat") -> ShardIndex:
     """A shard with every kind of segment: sealed with dead rows, frozen, and growing."""
     rng = np.random.default_rng(0)
-    config = ShardConfig(
+    config = ShardsConfig(
         dim=DIM,
         metric=metric,
         sealed_index=sealed_index,
@@ -74,7 +75,7 @@ def test_round_trip_gives_identical_results(tmp_path: Path, metric: str, sealed_
 def test_a_frozen_segment_is_saved_exactly_and_sealed_after_load(
     tmp_path: Path, blocked_builds: BlockedBuilds
 ) -> None:
-    index = ShardIndex(ShardConfig(dim=DIM, growing_limit=700))
+    index = ShardIndex(ShardsConfig(dim=DIM, growing_limit=700))
     index.upsert(np.arange(900), np.random.default_rng(2).standard_normal((900, DIM)))
     assert blocked_builds.started.wait(DEADLINE_S)
     index.save(str(tmp_path))
@@ -100,7 +101,7 @@ def snapshot_file(root: Path, name: str) -> Path:
 
 def two_snapshots(root: Path) -> ShardIndex:
     """Snapshot 1 of a smaller index, snapshot 2 (CURRENT) of the full one; returns the first."""
-    first = ShardIndex(ShardConfig(dim=DIM))
+    first = ShardIndex(ShardsConfig(dim=DIM))
     first.upsert([1, 2], np.eye(2, DIM, dtype=np.float32))
     first.save(str(root), log_offsets={0: 2})
     build_index().save(str(root), log_offsets={0: 2_150})
@@ -153,7 +154,7 @@ def test_a_manifest_edited_in_place_fails_its_own_checksum(tmp_path: Path) -> No
 
 def test_a_pickled_array_is_refused(tmp_path: Path) -> None:
     """A snapshot whose manifest matches a pickled .npy still loads nothing through pickle."""
-    index = ShardIndex(ShardConfig(dim=DIM))
+    index = ShardIndex(ShardsConfig(dim=DIM))
     index.upsert([1], np.ones((1, DIM)))
     uri = index.save(str(tmp_path))
     path = Path(uri) / "versions.npy"
@@ -203,7 +204,7 @@ def test_current_is_replaced_atomically_and_a_newer_partial_snapshot_is_ignored(
 
 
 def test_prune_keeps_current_and_the_newest_older_ones(tmp_path: Path) -> None:
-    index = ShardIndex(ShardConfig(dim=DIM))
+    index = ShardIndex(ShardsConfig(dim=DIM))
     for _ in range(5):
         index.save(str(tmp_path))
     deleted = prune_snapshots(str(tmp_path), keep=2)
@@ -216,7 +217,7 @@ def test_prune_keeps_current_and_the_newest_older_ones(tmp_path: Path) -> None:
 
 
 def test_bad_log_offsets_are_refused(tmp_path: Path) -> None:
-    index = ShardIndex(ShardConfig(dim=DIM))
+    index = ShardIndex(ShardsConfig(dim=DIM))
     with pytest.raises(ValueError, match="offset must be an int >= 0"):
         index.save(str(tmp_path), log_offsets={0: -1})
     with pytest.raises(ValueError, match="partition must be an int >= 0"):

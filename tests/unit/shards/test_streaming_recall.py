@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from shards import ShardConfig, ShardIndex
+from conf.config import ShardsConfig
+from shards import ShardIndex
 
 DIM = 32
 N = 5_000
@@ -54,7 +55,7 @@ def runbook(labels: np.ndarray, seed: int) -> Iterator[Step]:
             yield Step("upsert", deleted.pop(cluster - 4))
 
 
-def recall_over_runbook(config: ShardConfig, seed: int = 0) -> list[float]:
+def recall_over_runbook(config: ShardsConfig, seed: int = 0) -> list[float]:
     """recall@10 after each step (queries: perturbed live vectors); no dead id may come back."""
     vectors, labels = clustered_data(seed)
     rng = np.random.default_rng(seed + 1)
@@ -88,7 +89,7 @@ def recall_over_runbook(config: ShardConfig, seed: int = 0) -> list[float]:
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
 def test_default_sealed_config_keeps_recall_under_streaming(metric: str) -> None:
-    config = ShardConfig(dim=DIM, metric=metric, growing_limit=1_000)
+    config = ShardsConfig(dim=DIM, metric=metric, growing_limit=1_000)
     assert np.mean(recall_over_runbook(config)) >= 0.95
 
 
@@ -107,7 +108,7 @@ def test_default_sealed_config_keeps_recall_under_streaming(metric: str) -> None
 def test_approximate_configs_keep_recall_under_streaming(
     sealed_index: str, nprobe: int, rerank_factor: int, goal: float
 ) -> None:
-    config = ShardConfig(
+    config = ShardsConfig(
         dim=DIM,
         sealed_index=sealed_index,
         nprobe=nprobe,

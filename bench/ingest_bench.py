@@ -26,7 +26,7 @@ import requests
 from ray import serve
 
 from conf.config import PinstreamConfig, load_config
-from encoder.embedder import encoder_config, set_torch_threads
+from encoder.embedder import set_torch_threads
 from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
@@ -54,7 +54,7 @@ def fresh_config(bootstrap: str, port: int = 0) -> PinstreamConfig:
 def raw_encoder_rate(cfg: PinstreamConfig, texts: list[str]) -> float:
     """Sentences/s of the encoder alone, in batches of the pipeline's poll size."""
     set_torch_threads(cfg.model)
-    encoder = TextEncoder(encoder_config(cfg.model))
+    encoder = TextEncoder(cfg.model)
     batch = cfg.ingest.max_poll_records
     encoder.encode(texts[:batch])  # warm-up
     started = time.perf_counter()

@@ -41,7 +41,7 @@ from fastapi import FastAPI, Request
 from ray import serve
 
 from conf.config import PinstreamConfig, ShardsConfig, load_config
-from encoder.embedder import encoder_config, set_torch_threads
+from encoder.embedder import set_torch_threads
 from encoder.text_encoder import TextEncoder
 from jobs.stack import create_topics
 from serve.app import build_app
@@ -428,7 +428,7 @@ def inprocess_modes(
     """Sweeps of the same encoder and shard search, called from threads in this process."""
     # The query encoder replica's torch threads.
     set_torch_threads(dataclasses.replace(cfg.model, threads=cfg.serve.encoder_threads))
-    encoder = TextEncoder(encoder_config(cfg.model))
+    encoder = TextEncoder(cfg.model)
     shards = shard_states(cfg, work.rows)
     calls = {
         "inprocess_vector": inprocess_call(shards, work.queries, encoder, work.texts),

@@ -15,6 +15,8 @@ import yaml
 from conf.loader import build, load_yaml, replace_path
 
 LOCAL_CONFIG = Path(__file__).with_name("local.yaml")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+MAX_POSITIONS = 512  # BERT-family position embeddings: longer inputs cannot be encoded
 Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or squared L2
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d{1,5}$")
 
@@ -180,8 +182,17 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = every core), got {self.threads}")
-        _positive("batch_size", self.batch_size)
-        _positive("max_seq_length", self.max_seq_length)
+        if not isinstance(self.device, str) or _DEVICE.fullmatch(self.device) is None:
+            raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32|bfloat16|float16, got {self.dtype!r}")
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("max_seq_length", self.max_seq_length)
+        if self.max_seq_length > MAX_POSITIONS:
+            raise ValueError(
+                f"max_seq_length must be <= {MAX_POSITIONS} (the model's positions), "
+                f"got {self.max_seq_length}"
+            )
         if not self.name or not self.registry:
             raise ValueError("name and registry must not be empty")
         if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,63}", self.generation):

@@ -11,36 +11,13 @@ import torch
 
 from conf.config import ModelConfig
 from encoder.exceptions import EncoderError
-from encoder.registry import BASE, ModelRegistry
-from encoder.text_encoder import EncoderConfig, TextEncoder
+from encoder.text_encoder import TextEncoder
 from streams.poll_batch import pack, spans_of, unpack
 
 
 def set_torch_threads(model: ModelConfig) -> None:
     """Use `model.threads` CPU threads (0 = every core; Ray sets one per logical CPU share)."""
     torch.set_num_threads(model.threads or os.cpu_count() or 1)
-
-
-def model_path(model: ModelConfig) -> str | None:
-    """The local folder of a configured model: None for `base` (the packaged weights), the
-    path itself for a folder (a name with a "/"), else the registry version materialised
-    into the local cache, every file checked against its checksum."""
-    if model.name == BASE:
-        return None
-    if "/" in model.name:
-        return model.name
-    return str(ModelRegistry(model.registry).materialise(model.name))
-
-
-def encoder_config(model: ModelConfig) -> EncoderConfig:
-    """The TextEncoder settings for a configured model (see `model_path`)."""
-    return EncoderConfig(
-        model_path=model_path(model),
-        device=model.device,
-        dtype=model.dtype,
-        max_seq_length=model.max_seq_length,
-        batch_size=model.batch_size,
-    )
 
 
 def vector_column(vectors: np.ndarray, present: np.ndarray) -> pa.FixedSizeListArray:
@@ -110,7 +87,7 @@ class Embedder:
 
     def __init__(self, model: ModelConfig) -> None:
         set_torch_threads(model)
-        self.encoder = TextEncoder(encoder_config(model))
+        self.encoder = TextEncoder(model)
 
     def __call__(self, polls: pa.Table) -> pa.Table:
         records = unpack(polls)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from conf.config import ModelConfig
 from encoder.exceptions import EncoderError
 from encoder.model_folder import CONFIG_FILE, base_model_folder, load_model
+from encoder.registry import BASE, ModelRegistry
 
 BASE_MODEL_ID = "all-MiniLM-L6-v2"
-MAX_POSITIONS = 512  # BERT position embeddings; longer inputs cannot be encoded
-_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
@@ -24,33 +22,15 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 
 
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Where the model lives and how it runs; checked when built."""
-
-    model_path: str | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    max_seq_length: int = 256
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.model_path is not None and not self.model_path:
-            raise ValueError("encoder.model_path must be a folder path or None, got ''")
-        if not isinstance(self.device, str) or _DEVICE_PATTERN.fullmatch(self.device) is None:
-            raise ValueError(f"encoder.device must be auto|cpu|cuda|cuda:N, got {self.device!r}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(
-                f"encoder.dtype must be one of {'|'.join(_DTYPES)}, got {self.dtype!r}"
-            )
-        for name in ("max_seq_length", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"encoder.{name} must be a positive int, got {value!r}")
-        if self.max_seq_length > MAX_POSITIONS:
-            raise ValueError(
-                f"encoder.max_seq_length must be <= {MAX_POSITIONS}, got {self.max_seq_length}"
-            )
+def model_path(model: ModelConfig) -> str | None:
+    """The local folder of a configured model: None for `base` (the packaged weights), the
+    path itself for a folder (a name with a "/"), else the registry version materialised
+    into the local cache, every file checked against its checksum."""
+    if model.name == BASE:
+        return None
+    if "/" in model.name:
+        return model.name
+    return str(ModelRegistry(model.registry).materialise(model.name))
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -69,12 +49,14 @@ def resolve_device(requested: str) -> torch.device:
 class TextEncoder:
     """Encodes texts into L2-normalised float32 vectors (mean pooling, as sentence-transformers)."""
 
-    def __init__(self, config: EncoderConfig | None = None) -> None:
-        self.config = config if config is not None else EncoderConfig()
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        """The model of `config` (the `model` section of the config; checked when loaded)."""
+        self.config = config if config is not None else ModelConfig()
         self._device = resolve_device(self.config.device)
         if self.config.dtype != "float32" and self._device.type != "cuda":
             raise EncoderError(f"dtype {self.config.dtype} needs a CUDA device, got {self._device}")
-        self._path = self._model_folder(self.config.model_path)
+        self._folder = model_path(self.config)
+        self._path = self._model_folder(self._folder)
         self._tokenizer, self._model = self._load(self._path, _DTYPES[self.config.dtype])
         self._dim = int(self._model.config.hidden_size)
 
@@ -104,7 +86,7 @@ class TextEncoder:
     @property
     def model_id(self) -> str:
         """Short model name: the base model's name, else the model folder's name."""
-        return BASE_MODEL_ID if self.config.model_path is None else self._path.name
+        return BASE_MODEL_ID if self._folder is None else self._path.name
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return a C-contiguous float32 [len(texts), dim] array of unit-norm vectors."""

@@ -20,11 +20,11 @@ from typing import Any
 
 import ray
 
-from conf.config import PinstreamConfig
+from conf.config import ModelConfig, PinstreamConfig
 from encoder.evaluation import EvalConfig, evaluate
 from encoder.finetune import FinetuneConfig, Progress, finetune
 from encoder.registry import ModelRegistry, ModelVersion
-from encoder.text_encoder import BASE_MODEL_ID, EncoderConfig, TextEncoder
+from encoder.text_encoder import BASE_MODEL_ID, TextEncoder
 from jobs.stack import start_ray
 from streams.engagement import EngagementConfig, data_hash, heldout_set, training_pairs, trend_set
 
@@ -51,7 +51,7 @@ def train_evaluate_publish(
         metrics: dict[str, Any] = {"training": stats.as_dict()}
         if evaluation is not None:
             report("evaluating on the held-out and new-trend sets")
-            encoder = TextEncoder(EncoderConfig(model_path=str(folder), device=config.device))
+            encoder = TextEncoder(ModelConfig(name=str(folder), device=config.device))
             sets = [heldout_set(engagement), trend_set(engagement)]
             metrics["eval"] = evaluate(encoder.encode, sets, evaluation)
             metrics["eval_config"] = dataclasses.asdict(evaluation)

@@ -81,7 +81,6 @@ def run_finetune(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 
 
 def run_eval(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
-    from encoder.embedder import encoder_config
     from encoder.evaluation import EvalConfig, comparison_table, evaluate
     from encoder.text_encoder import TextEncoder
     from streams.engagement import EngagementConfig, heldout_set, trend_set
@@ -91,7 +90,7 @@ def run_eval(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     sets = [heldout_set(engagement), trend_set(engagement)]
     results = {}
     for name in (args.against, args.model):
-        encoder = TextEncoder(encoder_config(dataclasses.replace(cfg.model, name=name)))
+        encoder = TextEncoder(dataclasses.replace(cfg.model, name=name))
         results[name] = evaluate(encoder.encode, sets, evaluation)
     print(comparison_table(results[args.against], results[args.model], args.against, args.model))
     print(f"({time.perf_counter() - started:.0f} s)")

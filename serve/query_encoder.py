@@ -9,7 +9,7 @@ import numpy as np
 from ray import serve
 
 from conf.config import ModelConfig, ServeConfig
-from encoder.embedder import encoder_config, set_torch_threads
+from encoder.embedder import set_torch_threads
 from encoder.text_encoder import TextEncoder
 from serve.metrics import encoder_batch_size_histogram
 
@@ -19,7 +19,7 @@ class QueryEncoder:
 
     def __init__(self, model: ModelConfig, settings: ServeConfig) -> None:
         set_torch_threads(dataclasses.replace(model, threads=settings.encoder_threads))
-        self.encoder = TextEncoder(encoder_config(model))
+        self.encoder = TextEncoder(model)
         self.batch_sizes = encoder_batch_size_histogram()
         batched: Any = self.encode  # the @serve.batch wrapper, typed as the plain method
         batched.set_max_batch_size(settings.encoder_max_batch_size)

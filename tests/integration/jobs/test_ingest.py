@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conf.config import PinstreamConfig, ShardsConfig
-from encoder.embedder import encoder_config
 from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
@@ -104,7 +103,7 @@ def test_log_vectors_are_the_encoders(cfg: PinstreamConfig, ray_session) -> None
             rows["pin_id"].to_pylist(), rows["vector"].to_pylist(), strict=True
         ):
             by_pin[pin_id] = np.asarray(vector, dtype=np.float32)
-    encoder = TextEncoder(encoder_config(cfg.model))
+    encoder = TextEncoder(cfg.model)
     texts = [
         pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
     ]

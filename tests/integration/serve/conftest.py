@@ -10,14 +10,13 @@ from ray import serve
 from ray.serve import Application
 
 from conf.config import PinstreamConfig
-from encoder.embedder import encoder_config
 from encoder.text_encoder import TextEncoder
 
 
 @pytest.fixture(scope="session")
 def text_encoder() -> TextEncoder:
     """The reference encoder in the test process: the oracle for pin and query vectors."""
-    return TextEncoder(encoder_config(PinstreamConfig().model))
+    return TextEncoder(PinstreamConfig().model)
 
 
 @contextmanager

@@ -11,7 +11,6 @@ import requests
 from ray import serve
 
 from conf.config import PinstreamConfig
-from encoder.embedder import encoder_config
 from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from serve.app import build_app
@@ -64,7 +63,7 @@ def app(broker: LocalBroker, serve_url: str) -> Iterator[App]:
     app = App(
         cfg,
         url,
-        TextEncoder(encoder_config(cfg.model)),
+        TextEncoder(cfg.model),
         PinGenerator(seed=3, id_prefix="srv").pins(COUNT),
     )
     app.write(log_rows(cfg, app.pins, app.embed(app.pins), version=1))

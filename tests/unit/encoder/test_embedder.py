@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from conf.config import ModelConfig
-from encoder.embedder import Embedder, encode_isolating, encoder_config, vector_column
+from encoder.embedder import Embedder, encode_isolating, vector_column
 from encoder.exceptions import EncoderError
-from encoder.text_encoder import EncoderConfig, TextEncoder
+from encoder.text_encoder import TextEncoder, model_path
 from streams.embeddings_log import log_schema
 from streams.events import encode_pin_event
 from streams.parse_stage import ParseEvents
@@ -67,7 +67,7 @@ def test_vectors_equal_the_text_encoders(embedder: Embedder) -> None:
     assert vectors.is_valid().to_pylist() == present
 
     assert isinstance(embedder.encoder, TextEncoder)
-    assert embedder.encoder.config == encoder_config(ModelConfig())
+    assert embedder.encoder.config == ModelConfig()
     reference = embedder.encoder.encode([t for t in texts if t is not None])
     got = np.array([v for v in vectors.to_pylist() if v is not None], dtype=np.float32)
     assert got.shape == reference.shape == (sum(present), 384)
@@ -118,10 +118,9 @@ def test_vector_column_all_present_and_none_present() -> None:
     assert empty.type == pa.list_(pa.float32(), 3)
 
 
-def test_encoder_config_of_the_base_model() -> None:
-    config = encoder_config(ModelConfig(batch_size=8, max_seq_length=128, device="cpu"))
-    assert config == EncoderConfig(model_path=None, device="cpu", batch_size=8, max_seq_length=128)
-    assert encoder_config(ModelConfig(name="/models/ft-7")).model_path == "/models/ft-7"
+def test_model_path_of_the_base_model_and_of_a_folder() -> None:
+    assert model_path(ModelConfig(batch_size=8, max_seq_length=128, device="cpu")) is None
+    assert model_path(ModelConfig(name="/models/ft-7")) == "/models/ft-7"
 
 
 def poisoned(encode, poison: str):

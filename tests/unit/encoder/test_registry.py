@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from conf.config import ModelConfig, load_config
-from encoder.embedder import encoder_config
 from encoder.exceptions import CorruptModel, ModelNotFound, RegistryError
 from encoder.registry import BASE, PRODUCTION, ModelRegistry
-from encoder.text_encoder import EncoderConfig, TextEncoder
+from encoder.text_encoder import TextEncoder, model_path
 from streams.engagement import data_hash
 from tests.unit.encoder.conftest import TinyRun
 
@@ -63,11 +62,11 @@ def test_a_published_version_round_trips_into_an_encoder(
 
     local = registry.materialise("ft-0001")
     assert local.name == "ft-0001" and registry.materialise("ft-0001") == local
-    loaded = TextEncoder(EncoderConfig(model_path=str(local), device="cpu"))
-    original = TextEncoder(EncoderConfig(model_path=str(tiny_run.folder), device="cpu"))
+    loaded = TextEncoder(ModelConfig(name=str(local), device="cpu"))
+    original = TextEncoder(ModelConfig(name=str(tiny_run.folder), device="cpu"))
     assert loaded.model_id == "ft-0001"
     np.testing.assert_array_equal(loaded.encode(TEXTS), original.encode(TEXTS))
-    base = TextEncoder(EncoderConfig(device="cpu"))
+    base = TextEncoder(ModelConfig(device="cpu"))
     assert not np.allclose(loaded.encode(TEXTS), base.encode(TEXTS), atol=1e-4)
 
 
@@ -76,13 +75,13 @@ def test_model_config_names_a_version_a_folder_or_base(
 ) -> None:
     monkeypatch.setenv("PINSTREAM_MODEL_CACHE", str(tmp_path / "env-cache"))
     version = publish_fake(registry, tmp_path)
-    path = encoder_config(ModelConfig(name=version, registry=registry.root)).model_path
+    path = model_path(ModelConfig(name=version, registry=registry.root))
     assert path is not None and Path(path).parent.parent == tmp_path / "env-cache"
     assert (Path(path) / "model.pt").read_bytes() == b"m" * 100
-    assert encoder_config(ModelConfig(name="base")).model_path is None
-    assert encoder_config(ModelConfig(name="/models/ft-7")).model_path == "/models/ft-7"
+    assert model_path(ModelConfig(name="base")) is None
+    assert model_path(ModelConfig(name="/models/ft-7")) == "/models/ft-7"
     with pytest.raises(ModelNotFound):
-        encoder_config(ModelConfig(name="ft-0099", registry=registry.root))
+        model_path(ModelConfig(name="ft-0099", registry=registry.root))
 
 
 def test_versions_are_numbered_and_never_overwritten(

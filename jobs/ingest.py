@@ -36,7 +36,7 @@ from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.embeddings_log import EmbeddingsLogWriter, log_schema
 from streams.exceptions import StreamError
 from streams.ingest_health import IngestHealth, State, write_health
-from streams.kafka_io import ClientTimeouts, assigned_consumer, committed_positions
+from streams.kafka_io import KafkaClientSettings, assigned_consumer, committed_positions
 from streams.kafka_source import KafkaSource
 from streams.parse_stage import ParseEvents
 from streams.poll_batch import spans_of, unpack
@@ -82,7 +82,7 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         poll_timeout_ms=cfg.ingest.poll_timeout_ms,
         idle_stop_s=idle_stop_s,
         linger_ms=cfg.ingest.linger_ms,
-        timeouts=ClientTimeouts.of(cfg.broker),
+        client=KafkaClientSettings.of(cfg.broker),
     )
     reader_cpus = cfg.ingest.reader_num_cpus
     # One never-ending read task per partition, all running at once: without the
@@ -128,7 +128,7 @@ class IngestJob:
         self.health = IngestHealth("starting")
         self._stop = threading.Event()
         self._drain_until = 0.0
-        self._timeouts = ClientTimeouts.of(cfg.broker)
+        self._client = KafkaClientSettings.of(cfg.broker)
         self._log_schema = log_schema(cfg.shards.dim)
         self._metrics: IngestMetrics | None = None
         self._failures = 0  # attempts failed since the last good checkpoint
@@ -178,19 +178,19 @@ class IngestJob:
         with ExitStack() as clients:
             embeddings = clients.enter_context(
                 EmbeddingsLogWriter(
-                    cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count, self._timeouts
+                    cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count, self._client
                 )
             )
             dead_letters = clients.enter_context(
-                DeadLetterWriter(cfg.broker.bootstrap, cfg.topics.dlq, self._timeouts)
+                DeadLetterWriter(cfg.broker.bootstrap, cfg.topics.dlq, self._client)
             )
             committer = clients.enter_context(
-                assigned_consumer(cfg.broker.bootstrap, cfg.ingest.consumer_group, self._timeouts)
+                assigned_consumer(cfg.broker.bootstrap, cfg.ingest.consumer_group, self._client)
             )
-            start = committed_positions(committer, cfg.topics.pins, self._timeouts)
+            start = committed_positions(committer, cfg.topics.pins, self._client)
             log.info("ingest: reading %s from offsets %s", cfg.topics.pins, start)
             checkpoint = Checkpoint(
-                committer, cfg.topics.pins, start, [embeddings, dead_letters], self._timeouts
+                committer, cfg.topics.pins, start, [embeddings, dead_letters], self._client
             )
             self._commit(checkpoint, force=True)
             self._consume(build_pipeline(cfg, start, self.idle_stop_s), checkpoint, committer)
@@ -249,7 +249,7 @@ class IngestJob:
 
     def _report_progress(self, committer: KafkaConsumer, checkpoint: Checkpoint) -> None:
         committed = checkpoint.tracker.committable()
-        lag = _lag(committer, self.cfg.topics.pins, committed, self._timeouts)
+        lag = _lag(committer, self.cfg.topics.pins, committed, self._client)
         if self._metrics is not None:
             self._metrics.record_lag(lag)
         self._report(self.health.state, self.health.reason)
@@ -300,10 +300,10 @@ class IngestJob:
 
 
 def _lag(
-    committer: KafkaConsumer, topic: str, committed: dict[int, int], timeouts: ClientTimeouts
+    committer: KafkaConsumer, topic: str, committed: dict[int, int], client: KafkaClientSettings
 ) -> dict[int, int]:
     ends = committer.end_offsets(
-        [TopicPartition(topic, p) for p in committed], timeout_ms=timeouts.request_timeout_ms
+        [TopicPartition(topic, p) for p in committed], timeout_ms=client.request_timeout_ms
     )
     return {tp.partition: max(0, end - committed[tp.partition]) for tp, end in ends.items()}
 

@@ -31,7 +31,7 @@ from shards.shard_state import ShardState
 from shards.snapshot import resolve_uri
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.events import PinEvent
-from streams.kafka_io import ClientTimeouts
+from streams.kafka_io import KafkaClientSettings
 
 log = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"
@@ -53,8 +53,8 @@ def restore_pins(cfg: PinstreamConfig) -> int | None:
     old = cfg.with_value("storage.root", f"{cfg.storage.root.rstrip('/')}/{PREVIOUS}")
     restored = 0
     topic = cfg.topics.embeddings
-    timeouts = ClientTimeouts.of(cfg.broker)
-    with EmbeddingsLogWriter(cfg.broker.bootstrap, topic, cfg.shards.count, timeouts) as log_writer:
+    client = KafkaClientSettings.of(cfg.broker)
+    with EmbeddingsLogWriter(cfg.broker.bootstrap, topic, cfg.shards.count, client) as log_writer:
         for shard in range(cfg.shards.count):
             for rows in _restored_rows(old, shard):
                 log_writer.write(rows)

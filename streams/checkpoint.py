@@ -18,7 +18,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from streams.exceptions import CheckpointFailed, DeliveryFailed
-from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, LazyProducer, commit_offsets
+from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, LazyProducer, commit_offsets
 from streams.offsets import OffsetTracker
 
 
@@ -31,12 +31,12 @@ class Checkpoint:
         topic: str,
         start_offsets: Mapping[int, int],
         sinks: Sequence[LazyProducer],
-        timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+        client: KafkaClientSettings = DEFAULT_CLIENT,
     ) -> None:
         self.committer = committer
         self.topic = topic
         self.sinks = sinks
-        self.timeouts = timeouts
+        self.client = client
         self.tracker = OffsetTracker(start_offsets)
         self._spans: list[pa.Table] = []
 
@@ -70,7 +70,7 @@ class Checkpoint:
         self._spans.clear()
         offsets = self.tracker.committable()
         try:
-            commit_offsets(self.committer, self.topic, offsets, self.timeouts)
+            commit_offsets(self.committer, self.topic, offsets, self.client)
         except KafkaError as exc:
             raise CheckpointFailed(f"offsets {offsets} not committed: {exc}") from exc
         return offsets

@@ -6,7 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 
-from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, LazyProducer
+from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, LazyProducer
 
 PREVIEW_CHARS = 200
 
@@ -59,9 +59,9 @@ class DeadLetterWriter(LazyProducer):
     """Sends dead letters to the DLQ topic; the producer is created on first use."""
 
     def __init__(
-        self, bootstrap: str, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+        self, bootstrap: str, topic: str, client: KafkaClientSettings = DEFAULT_CLIENT
     ) -> None:
-        super().__init__(bootstrap, timeouts)
+        super().__init__(bootstrap, client)
         self.topic = topic
 
     def write(self, letter: DeadLetter) -> None:

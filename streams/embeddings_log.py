@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from shards.routing import shard_of
 from streams.events import PinEvent
-from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, LazyProducer
+from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, LazyProducer
 
 ROWS_PER_MESSAGE = 256
 # The end-of-stream message every Arrow IPC stream writer closes with.
@@ -111,9 +111,9 @@ class EmbeddingsLogWriter(LazyProducer):
         bootstrap: str,
         topic: str,
         num_shards: int,
-        timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+        client: KafkaClientSettings = DEFAULT_CLIENT,
     ) -> None:
-        super().__init__(bootstrap, timeouts)
+        super().__init__(bootstrap, client)
         self.topic = topic
         self.num_shards = num_shards
 

@@ -3,7 +3,7 @@
 Clients are created lazily by the functions that need them, so objects holding
 only a bootstrap string pickle into Ray workers. Consumers always `assign()`
 partitions (the local broker's group join takes ~20 s) and commit under a group id.
-Every call that waits on the broker has a deadline (`ClientTimeouts`): a broker
+Every call that waits on the broker has a deadline (`KafkaClientSettings`): a broker
 that is away makes a call fail, never hang.
 """
 
@@ -28,22 +28,29 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class ClientTimeouts:
-    """How long a Kafka client waits on the broker before a call fails.
+class KafkaClientSettings:
+    """How a Kafka client names itself and how long it waits on the broker before a call fails.
 
+    client_id names the client in the broker's logs and quotas;
     request_timeout_ms bounds one request (and a consumer's bootstrap);
     delivery_timeout_ms bounds a sent record's wait for its ack, retries included;
     close_timeout_s bounds closing a client whose broker is away.
     """
 
+    client_id: str = "pinstream"
     request_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000
     close_timeout_s: float = 5.0
 
     @classmethod
-    def of(cls, broker: BrokerConfig) -> ClientTimeouts:
-        """The timeouts of a broker config (which checked them when it was loaded)."""
-        return cls(broker.request_timeout_ms, broker.delivery_timeout_ms, broker.close_timeout_s)
+    def of(cls, broker: BrokerConfig) -> KafkaClientSettings:
+        """The settings of a broker config (which checked them when it was loaded)."""
+        return cls(
+            broker.client_id,
+            broker.request_timeout_ms,
+            broker.delivery_timeout_ms,
+            broker.close_timeout_s,
+        )
 
     @property
     def flush_timeout_s(self) -> float:
@@ -51,7 +58,7 @@ class ClientTimeouts:
         return self.delivery_timeout_ms / 1000 + self.close_timeout_s
 
 
-DEFAULT_TIMEOUTS = ClientTimeouts()
+DEFAULT_CLIENT = KafkaClientSettings()
 
 
 def ensure_topics(bootstrap: str, partitions: Mapping[str, int], replication: int = 1) -> None:
@@ -93,7 +100,7 @@ def partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float = 10.0) 
 def assigned_consumer(
     bootstrap: str,
     group_id: str | None = None,
-    timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+    client: KafkaClientSettings = DEFAULT_CLIENT,
     **options: Any,
 ) -> Iterator[KafkaConsumer]:
     """A consumer that is never subscribed: callers assign partitions and seek.
@@ -107,34 +114,35 @@ def assigned_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        client_id=client.client_id,
         fetch_max_bytes=MAX_MESSAGE_BYTES * 4,
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-        request_timeout_ms=timeouts.request_timeout_ms,
-        bootstrap_timeout_ms=timeouts.request_timeout_ms,
+        request_timeout_ms=client.request_timeout_ms,
+        bootstrap_timeout_ms=client.request_timeout_ms,
         **options,
     )
     try:
         yield consumer
     finally:
-        consumer.close(autocommit=False, timeout_ms=int(timeouts.close_timeout_s * 1000))
+        consumer.close(autocommit=False, timeout_ms=int(client.close_timeout_s * 1000))
 
 
 def committed_offsets(
-    bootstrap: str, group_id: str, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+    bootstrap: str, group_id: str, topic: str, client: KafkaClientSettings = DEFAULT_CLIENT
 ) -> dict[int, int]:
     """Per partition, the committed next offset to read for `group_id` (0 when none)."""
-    with assigned_consumer(bootstrap, group_id, timeouts) as consumer:
-        return committed_positions(consumer, topic, timeouts)
+    with assigned_consumer(bootstrap, group_id, client) as consumer:
+        return committed_positions(consumer, topic, client)
 
 
 def committed_positions(
-    consumer: KafkaConsumer, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+    consumer: KafkaConsumer, topic: str, client: KafkaClientSettings = DEFAULT_CLIENT
 ) -> dict[int, int]:
     """Per partition, the next offset to read committed under the consumer's group (0: none)."""
     result = {}
-    for partition in partitions_of(consumer, topic, timeouts.request_timeout_ms / 1000):
+    for partition in partitions_of(consumer, topic, client.request_timeout_ms / 1000):
         committed = consumer.committed(
-            TopicPartition(topic, partition), timeout_ms=timeouts.request_timeout_ms
+            TopicPartition(topic, partition), timeout_ms=client.request_timeout_ms
         )
         result[partition] = int(committed) if committed is not None else 0
     return result
@@ -144,31 +152,32 @@ def commit_offsets(
     consumer: KafkaConsumer,
     topic: str,
     offsets: Mapping[int, int],
-    timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+    client: KafkaClientSettings = DEFAULT_CLIENT,
 ) -> None:
     """Commit `offsets` (partition -> next offset to read) under the consumer's group."""
     if offsets:
         consumer.commit(
             {TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()},
-            timeout_ms=timeouts.request_timeout_ms,
+            timeout_ms=client.request_timeout_ms,
         )
 
 
 def make_producer(
-    bootstrap: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS, **options: Any
+    bootstrap: str, client: KafkaClientSettings = DEFAULT_CLIENT, **options: Any
 ) -> KafkaProducer:
     """A producer that waits for every replica's ack and fails a record after the delivery
     timeout; callers check each send's future (see LazyProducer.flush)."""
     settings: dict[str, Any] = {
+        "client_id": client.client_id,
         "acks": "all",
         "linger_ms": 5,
         # kafka-python's idempotent producer stops sending for good after one expired
         # batch. Order and duplicates need no broker help here: versions (source offsets)
         # order every pin's events, and replays are harmless.
         "enable_idempotence": False,
-        "request_timeout_ms": timeouts.request_timeout_ms,
-        "delivery_timeout_ms": timeouts.delivery_timeout_ms,
-        "max_block_ms": timeouts.request_timeout_ms,
+        "request_timeout_ms": client.request_timeout_ms,
+        "delivery_timeout_ms": client.delivery_timeout_ms,
+        "max_block_ms": client.request_timeout_ms,
         "max_request_size": MAX_MESSAGE_BYTES,
     }
     settings.update(options)
@@ -216,15 +225,15 @@ class LazyProducer:
     the close timeout) and replaced by a new one on the next send.
     """
 
-    def __init__(self, bootstrap: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS) -> None:
+    def __init__(self, bootstrap: str, client: KafkaClientSettings = DEFAULT_CLIENT) -> None:
         self.bootstrap = bootstrap
-        self.timeouts = timeouts
+        self.client = client
         self._producer: KafkaProducer | None = None
         self._sent: list[FutureRecordMetadata] = []
 
     def _send(self, topic: str, **record: Any) -> None:
         if self._producer is None:
-            self._producer = make_producer(self.bootstrap, self.timeouts)
+            self._producer = make_producer(self.bootstrap, self.client)
         try:
             self._sent.append(self._producer.send(topic, **record))
         except KafkaError as exc:  # buffer full past max_block_ms, metadata unavailable
@@ -247,7 +256,7 @@ class LazyProducer:
         if self._producer is None:
             return 0
         try:
-            self._producer.flush(timeout=self.timeouts.flush_timeout_s)
+            self._producer.flush(timeout=self.client.flush_timeout_s)
         except KafkaError as exc:
             self._discard()
             raise DeliveryFailed(f"{len(sent)} records not acked in time: {exc}") from exc
@@ -263,13 +272,13 @@ class LazyProducer:
         producer, self._producer = self._producer, None
         self._sent = []
         if producer is not None:
-            close_producer(producer, self.timeouts.close_timeout_s)
+            close_producer(producer, self.client.close_timeout_s)
 
     def close(self) -> None:
         """Close the producer, waiting at most the close timeout for unsent records."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            close_producer(producer, self.timeouts.close_timeout_s)
+            close_producer(producer, self.client.close_timeout_s)
 
     def __enter__(self) -> Self:
         return self

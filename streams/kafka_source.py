@@ -23,7 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 from ray.data import Datasource, ReadTask
 from ray.data.block import Block, BlockMetadata
 
-from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, assigned_consumer
+from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, assigned_consumer
 from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, spans_table
 
 HEARTBEAT_S = 1.0
@@ -41,11 +41,11 @@ class PartitionRead:
     poll_timeout_ms: int
     idle_stop_s: float | None
     linger_ms: int = 0
-    timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+    client: KafkaClientSettings = DEFAULT_CLIENT
 
     def __call__(self) -> Iterator[Block]:
         tp = TopicPartition(self.topic, self.partition)
-        with assigned_consumer(self.bootstrap, timeouts=self.timeouts) as consumer:
+        with assigned_consumer(self.bootstrap, client=self.client) as consumer:
             consumer.assign([tp])
             consumer.seek(tp, self.start_offset)
             position = self.start_offset
@@ -53,7 +53,7 @@ class PartitionRead:
             while True:
                 records = self._poll_batch(consumer, tp)
                 start = min(position, records[0].offset) if records else position
-                moved = consumer.position(tp, timeout_ms=self.timeouts.request_timeout_ms)
+                moved = consumer.position(tp, timeout_ms=self.client.request_timeout_ms)
                 position = position if moved is None else int(moved)
                 now = time.monotonic()
                 if records or position > start:
@@ -113,7 +113,7 @@ class KafkaSource(Datasource):
         poll_timeout_ms: int = 100,
         idle_stop_s: float | None = None,
         linger_ms: int = 0,
-        timeouts: ClientTimeouts = DEFAULT_TIMEOUTS,
+        client: KafkaClientSettings = DEFAULT_CLIENT,
     ) -> None:
         super().__init__()
         if not start_offsets:
@@ -128,7 +128,7 @@ class KafkaSource(Datasource):
                 poll_timeout_ms=poll_timeout_ms,
                 idle_stop_s=idle_stop_s,
                 linger_ms=linger_ms,
-                timeouts=timeouts,
+                client=client,
             )
             for partition, offset in sorted(start_offsets.items())
         ]

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from streams.events import PinEvent, encode_pin_event
-from streams.kafka_io import DEFAULT_TIMEOUTS, ClientTimeouts, LazyProducer
+from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, LazyProducer
 
 FLUSH_EVERY = 10_000  # sends between delivery checks: bounds the futures held
 
@@ -15,9 +15,9 @@ class PinProducer(LazyProducer):
     """Sends pin events; the Kafka producer is created on first use. Use it with `with`."""
 
     def __init__(
-        self, bootstrap: str, topic: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS
+        self, bootstrap: str, topic: str, client: KafkaClientSettings = DEFAULT_CLIENT
     ) -> None:
-        super().__init__(bootstrap, timeouts)
+        super().__init__(bootstrap, client)
         self.topic = topic
 
     def send(self, event: PinEvent) -> None:

@@ -12,7 +12,7 @@ from conf.config import PinstreamConfig
 from streams.checkpoint import Checkpoint
 from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.exceptions import CheckpointFailed
-from streams.kafka_io import ClientTimeouts, assigned_consumer, committed_offsets, drain
+from streams.kafka_io import KafkaClientSettings, assigned_consumer, committed_offsets, drain
 from streams.poll_batch import spans_table
 from tests.integration.tcp_proxy import TcpProxy
 
@@ -25,13 +25,13 @@ def test_an_unacked_write_fails_the_checkpoint_and_commits_nothing(
     faulty: tuple[TcpProxy, PinstreamConfig],
 ) -> None:
     proxy, cfg = faulty
-    timeouts = ClientTimeouts.of(cfg.broker)
+    client = KafkaClientSettings.of(cfg.broker)
     bootstrap, group, topic = cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins
     with (
-        DeadLetterWriter(bootstrap, cfg.topics.dlq, timeouts) as writer,
-        assigned_consumer(bootstrap, group, timeouts) as committer,
+        DeadLetterWriter(bootstrap, cfg.topics.dlq, client) as writer,
+        assigned_consumer(bootstrap, group, client) as committer,
     ):
-        checkpoint = Checkpoint(committer, topic, {0: 0, 1: 0, 2: 0}, [writer], timeouts)
+        checkpoint = Checkpoint(committer, topic, {0: 0, 1: 0, 2: 0}, [writer], client)
         writer.write(letter(0))
         checkpoint.add(spans_table([(0, 0, 1)]))
         assert checkpoint.commit() == {0: 1, 1: 0, 2: 0}
@@ -42,11 +42,11 @@ def test_an_unacked_write_fails_the_checkpoint_and_commits_nothing(
         started = time.monotonic()
         with pytest.raises(CheckpointFailed, match="not committed"):
             checkpoint.commit()
-        assert time.monotonic() - started < timeouts.flush_timeout_s + 5  # a deadline held
+        assert time.monotonic() - started < client.flush_timeout_s + 5  # a deadline held
 
     proxy.heal()
-    assert committed_offsets(bootstrap, group, topic, timeouts)[0] == 1  # only the acked span
-    with DeadLetterWriter(bootstrap, cfg.topics.dlq, timeouts) as writer:
+    assert committed_offsets(bootstrap, group, topic, client)[0] == 1  # only the acked span
+    with DeadLetterWriter(bootstrap, cfg.topics.dlq, client) as writer:
         writer.write(letter(2))
         assert writer.flush() == 1
     offsets = sorted(

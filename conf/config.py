@@ -8,11 +8,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from conf.loader import build, load_yaml, replace_path
+
+if TYPE_CHECKING:
+    from ray.serve.config import AutoscalingConfig
 
 LOCAL_CONFIG = Path(__file__).with_name("local.yaml")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -243,6 +246,37 @@ class IngestConfig:
             raise ValueError("num_cpus / num_gpus must be >= 0")
 
 
+# What a shard deployment does unless told otherwise (Ray's defaults, but for scaling up
+# sooner: a new shard replica replays its log before it serves).
+SHARD_AUTOSCALING: dict[str, Any] = {
+    "min_replicas": 1,
+    "max_replicas": 1,
+    "target_ongoing_requests": 2.0,
+    "upscale_delay_s": 10.0,
+    "downscale_delay_s": 600.0,
+    "look_back_period_s": 30.0,
+    "metrics_interval_s": 10.0,
+}
+
+
+def autoscaling_config(key: str, settings: Mapping[str, Any]) -> AutoscalingConfig:
+    """Ray Serve's AutoscalingConfig of `settings`; a ValueError naming `key` if Ray refuses it
+    or a key is not one of its fields (pydantic would ignore a misspelt key)."""
+    from ray.serve.config import AutoscalingConfig  # Serve's own check, where a config is built
+
+    unknown = sorted(set(settings) - set(AutoscalingConfig.model_fields))
+    if unknown:
+        known = ", ".join(sorted(AutoscalingConfig.model_fields))
+        raise ValueError(f"{key}.{unknown[0]}: not a Ray Serve autoscaling key (known: {known})")
+    try:
+        return AutoscalingConfig(**settings)
+    except ValueError as exc:  # pydantic's ValidationError
+        errors: list[dict[str, Any]] = getattr(exc, "errors", list)()
+        where = ".".join(str(part) for part in errors[0]["loc"]) if errors else ""
+        message = errors[0]["msg"] if errors else str(exc)
+        raise ValueError(f"{key}{'.' + where if where else ''}: {message}") from None
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """The Ray Serve application: HTTP address, per-deployment resources, scaling, limits, keys."""
@@ -260,16 +294,11 @@ class ServeConfig:
     encoder_max_batch_size: int = 32
     encoder_batch_wait_s: float = 0.005
     shard_timeout_s: float = 2.0
-    # Shard replicas: Serve autoscales each shard deployment in [min, max] replicas,
-    # aiming at `target_ongoing_requests` per replica (min == max: a fixed count).
-    shard_min_replicas: int = 1
-    shard_max_replicas: int = 1
-    shard_target_ongoing_requests: float = 2.0
+    # Shard replicas: Serve autoscales each shard deployment by Ray Serve's own
+    # AutoscalingConfig (its keys; those left out take Ray's defaults): in [min_replicas,
+    # max_replicas], aiming at target_ongoing_requests per replica; min == max: that many.
+    shard_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(SHARD_AUTOSCALING))
     shard_max_ongoing_requests: int = 16
-    shard_upscale_delay_s: float = 10.0
-    shard_downscale_delay_s: float = 600.0
-    shard_look_back_period_s: float = 30.0
-    shard_metrics_interval_s: float = 10.0
     # Readiness: a new shard replica takes traffic only once it has applied its log
     # partition to within `shard_ready_max_lag` records and a poll found nothing new
     # for `shard_ready_idle_s`; it gives up (and Serve retries it) after the timeout.
@@ -284,6 +313,11 @@ class ServeConfig:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = 1024 * 1024
 
+    @property
+    def shard_scaling(self) -> AutoscalingConfig:
+        """`shard_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
+        return autoscaling_config("shard_autoscaling", self.shard_autoscaling)
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
@@ -291,11 +325,7 @@ class ServeConfig:
             "ingress_max_ongoing_requests",
             "encoder_max_batch_size",
             "shard_timeout_s",
-            "shard_min_replicas",
-            "shard_target_ongoing_requests",
             "shard_max_ongoing_requests",
-            "shard_look_back_period_s",
-            "shard_metrics_interval_s",
             "shard_ready_idle_s",
             "shard_ready_timeout_s",
             "snapshot_poll_s",
@@ -306,23 +336,17 @@ class ServeConfig:
         for name in (
             "encoder_num_gpus",
             "encoder_threads",
-            "shard_upscale_delay_s",
-            "shard_downscale_delay_s",
             "shard_ready_max_lag",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.recall_sample_rate <= 1.0:
             raise ValueError(f"recall_sample_rate must be in [0, 1], got {self.recall_sample_rate}")
-        if self.shard_max_replicas < self.shard_min_replicas:
-            raise ValueError(
-                f"shard_max_replicas ({self.shard_max_replicas}) must be >= shard_min_replicas "
-                f"({self.shard_min_replicas})"
-            )
-        if self.shard_target_ongoing_requests > self.shard_max_ongoing_requests:
+        target = self.shard_scaling.target_ongoing_requests
+        if target is not None and target > self.shard_max_ongoing_requests:
             # Serve never scales up when a replica cannot take its target.
             raise ValueError(
-                f"shard_target_ongoing_requests ({self.shard_target_ongoing_requests}) must be "
+                f"shard_autoscaling.target_ongoing_requests ({target}) must be "
                 f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
             )
         for i, key in enumerate(self.api_keys):

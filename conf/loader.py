@@ -54,6 +54,8 @@ def replace_path(obj: T, dotted: str, value: Any, _prefix: str = "") -> T:
     """Return a copy of nested dataclass `obj` with the field at `a.b.c` set (and checked)."""
     head, _, rest = dotted.partition(".")
     path = _join(_prefix, head)
+    if isinstance(obj, dict) and not rest:  # a mapping field: its owner checks the keys
+        return {**obj, head: value}  # type: ignore[return-value]
     assert dataclasses.is_dataclass(obj)
     if head not in {f.name for f in dataclasses.fields(obj)}:
         raise ConfigError(f"{path}: unknown key")
@@ -92,6 +94,10 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         if value not in allowed:
             raise ConfigError(f"{path}: must be one of {list(allowed)}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
     if origin in (tuple, list):
         (item_hint, *_) = typing.get_args(hint) or (Any,)
         if not isinstance(value, list | tuple):

@@ -21,20 +21,10 @@ def shard_deployment_name(shard: int) -> str:
 
 def shard_scaling(settings: ServeConfig) -> dict[str, Any]:
     """Replica options of a shard deployment: a fixed count, or Serve autoscaling in [min, max]."""
-    if settings.shard_max_replicas == settings.shard_min_replicas:
-        return {"num_replicas": settings.shard_min_replicas}
-    return {
-        "num_replicas": "auto",
-        "autoscaling_config": {
-            "min_replicas": settings.shard_min_replicas,
-            "max_replicas": settings.shard_max_replicas,
-            "target_ongoing_requests": settings.shard_target_ongoing_requests,
-            "upscale_delay_s": settings.shard_upscale_delay_s,
-            "downscale_delay_s": settings.shard_downscale_delay_s,
-            "look_back_period_s": settings.shard_look_back_period_s,
-            "metrics_interval_s": settings.shard_metrics_interval_s,
-        },
-    }
+    scaling = settings.shard_scaling
+    if scaling.max_replicas == scaling.min_replicas:
+        return {"num_replicas": scaling.min_replicas}
+    return {"num_replicas": "auto", "autoscaling_config": scaling}
 
 
 def build_app(cfg: PinstreamConfig) -> Application:

@@ -38,12 +38,15 @@ def scaling_config(bootstrap: str) -> PinstreamConfig:
     cfg = unique_config(bootstrap, shards=1).with_values(
         {
             "serve.app_name": f"scale-{uuid.uuid4().hex[:8]}",
-            "serve.shard_max_replicas": 2,
-            "serve.shard_target_ongoing_requests": 0.05,
-            "serve.shard_upscale_delay_s": 1.0,
-            "serve.shard_downscale_delay_s": 2.0,
-            "serve.shard_look_back_period_s": 2.0,
-            "serve.shard_metrics_interval_s": 0.5,
+            "serve.shard_autoscaling": {
+                "min_replicas": 1,
+                "max_replicas": 2,
+                "target_ongoing_requests": 0.05,
+                "upscale_delay_s": 1.0,
+                "downscale_delay_s": 2.0,
+                "look_back_period_s": 2.0,
+                "metrics_interval_s": 0.5,
+            },
         }
     )
     return cfg

@@ -119,15 +119,7 @@ def k8s_quantity(text: str | int) -> float:
 def scaling_mismatches(serve_config: dict[str, Any], cfg: PinstreamConfig) -> list[str]:
     """Where a Serve config scales deployments otherwise than the pinstream config tells code."""
     settings, mismatches = cfg.serve, []
-    expected = {
-        "min_replicas": settings.shard_min_replicas,
-        "max_replicas": settings.shard_max_replicas,
-        "target_ongoing_requests": settings.shard_target_ongoing_requests,
-        "upscale_delay_s": settings.shard_upscale_delay_s,
-        "downscale_delay_s": settings.shard_downscale_delay_s,
-        "look_back_period_s": settings.shard_look_back_period_s,
-        "metrics_interval_s": settings.shard_metrics_interval_s,
-    }
+    expected = settings.shard_scaling.model_dump()
     for name, deployment in deployments_of(serve_config).items():
         ongoing = deployment["max_ongoing_requests"]
         autoscaling = AutoscalingConfig(**deployment["autoscaling_config"])
@@ -143,7 +135,8 @@ def scaling_mismatches(serve_config: dict[str, Any], cfg: PinstreamConfig) -> li
             continue
         if ongoing != settings.shard_max_ongoing_requests:
             mismatches.append(f"{name}.max_ongoing_requests")
+        found = autoscaling.model_dump()
         for key, value in expected.items():
-            if getattr(autoscaling, key) != value:
+            if found[key] != value:
                 mismatches.append(f"{name}.autoscaling_config.{key}")
     return mismatches

@@ -20,8 +20,9 @@ def test_defaults_need_no_key_and_run_one_replica_per_shard() -> None:
     serve = load_config().serve
     assert serve.api_keys == ()
     assert serve.max_body_bytes == 1024 * 1024
-    assert (serve.shard_min_replicas, serve.shard_max_replicas) == (1, 1)
-    assert serve.shard_target_ongoing_requests == 2
+    scaling = serve.shard_scaling
+    assert (scaling.min_replicas, scaling.max_replicas) == (1, 1)
+    assert scaling.target_ongoing_requests == 2
 
 
 def test_api_keys_load_as_a_tuple_and_never_show_in_repr(tmp_path: Path) -> None:
@@ -41,13 +42,23 @@ def test_api_keys_load_as_a_tuple_and_never_show_in_repr(tmp_path: Path) -> None
         ("serve:\n  api_keys: ['']\n", r"api_keys\[0\]"),
         ("serve:\n  max_body_bytes: 0\n", r"max_body_bytes must be > 0"),
         (
-            "serve:\n  shard_min_replicas: 2\n  shard_max_replicas: 1\n",
-            r"shard_max_replicas \(1\) must be >= shard_min_replicas \(2\)",
+            "serve:\n  shard_autoscaling: {min_replicas: 2, max_replicas: 1}\n",
+            r"shard_autoscaling: .*max_replicas \(1\) must be greater than or equal to "
+            r"min_replicas \(2\)",
         ),
-        ("serve:\n  shard_min_replicas: 0\n", r"shard_min_replicas must be > 0"),
         (
-            "serve:\n  shard_target_ongoing_requests: 32\n",
-            r"shard_target_ongoing_requests \(32.0\) must be <= shard_max_ongoing_requests",
+            "serve:\n  shard_autoscaling: {max_replicas: 0}\n",
+            r"shard_autoscaling\.max_replicas: Input should be greater than 0",
+        ),
+        (
+            "serve:\n  shard_autoscaling: {max_replica: 3}\n",
+            r"shard_autoscaling\.max_replica: not a Ray Serve autoscaling key",
+        ),
+        ("serve:\n  shard_autoscaling: 3\n", r"serve\.shard_autoscaling: expected a mapping"),
+        (
+            "serve:\n  shard_autoscaling: {target_ongoing_requests: 32}\n",
+            r"shard_autoscaling.target_ongoing_requests \(32.0\) must be "
+            r"<= shard_max_ongoing_requests",
         ),
         ("serve:\n  shard_ready_max_lag: -1\n", r"shard_ready_max_lag must be >= 0"),
         ("serve:\n  shard_ready_timeout_s: 0\n", r"shard_ready_timeout_s must be > 0"),
@@ -63,5 +74,6 @@ def test_bad_serve_values_are_refused_naming_the_key(
 
 
 def test_with_value_sets_replica_bounds() -> None:
-    cfg = PinstreamConfig().with_value("serve.shard_max_replicas", 2)
-    assert cfg.serve.shard_max_replicas == 2
+    cfg = PinstreamConfig().with_value("serve.shard_autoscaling.max_replicas", 2)
+    assert cfg.serve.shard_scaling.max_replicas == 2
+    assert cfg.serve.shard_scaling.min_replicas == 1

@@ -8,38 +8,30 @@ from conf.config import PinstreamConfig
 from serve.app import build_app, shard_scaling
 
 
-def config(**serve: object) -> PinstreamConfig:
+def config(**scaling: object) -> PinstreamConfig:
+    """The default config, its shard autoscaling keys changed as given."""
     cfg = PinstreamConfig().with_value("broker.bootstrap", "127.0.0.1:9092")
-    for key, value in serve.items():
-        cfg = cfg.with_value(f"serve.{key}", value)
+    for key, value in scaling.items():
+        cfg = cfg.with_value(f"serve.shard_autoscaling.{key}", value)
     return cfg
 
 
 def test_equal_bounds_give_a_fixed_replica_count() -> None:
-    assert shard_scaling(config(shard_max_replicas=2, shard_min_replicas=2).serve) == {
-        "num_replicas": 2
-    }
+    assert shard_scaling(config(max_replicas=2, min_replicas=2).serve) == {"num_replicas": 2}
 
 
 def test_wider_bounds_give_serve_autoscaling() -> None:
-    settings = config(
-        shard_max_replicas=3, shard_target_ongoing_requests=4, shard_upscale_delay_s=1
-    ).serve
+    settings = config(max_replicas=3, target_ongoing_requests=4, upscale_delay_s=1).serve
     options = shard_scaling(settings)
     assert options["num_replicas"] == "auto"
-    assert options["autoscaling_config"] | {} == {
-        "min_replicas": 1,
-        "max_replicas": 3,
-        "target_ongoing_requests": 4.0,
-        "upscale_delay_s": 1.0,
-        "downscale_delay_s": settings.shard_downscale_delay_s,
-        "look_back_period_s": settings.shard_look_back_period_s,
-        "metrics_interval_s": settings.shard_metrics_interval_s,
-    }
+    scaling = options["autoscaling_config"]
+    assert (scaling.min_replicas, scaling.max_replicas) == (1, 3)
+    assert (scaling.target_ongoing_requests, scaling.upscale_delay_s) == (4.0, 1.0)
+    assert scaling.downscale_delay_s == 600.0  # the config's own default, not overwritten
 
 
 def test_the_app_has_one_fastapi_ingress_and_a_deployment_per_shard() -> None:
-    built = build_serve_app(build_app(config(shard_max_replicas=2)), name="t")
+    built = build_serve_app(build_app(config(max_replicas=2)), name="t")
     built.validate_single_fastapi_ingress()
     assert built.ingress_deployment_name == "ingress"
     by_name = {d.name: d for d in built.deployments}

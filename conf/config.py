@@ -21,6 +21,13 @@ LOCAL_CONFIG = Path(__file__).with_name("local.yaml")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 MAX_POSITIONS = 512  # BERT-family position embeddings: longer inputs cannot be encoded
 Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or squared L2
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger score is a closer vector: inner product yes, (squared) L2 no."""
+    return metric == "ip"
+
+
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d{1,5}$")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from conf.config import ShardsConfig
+from conf.config import ShardsConfig, higher_is_better
 from shards.raw_vectors import RawVectors, SpillDir
 from shards.sealing import build_index, is_lossless, search_params
 
@@ -186,7 +186,7 @@ class SealedSegment:
         # The kernels IndexRefineFlat uses; they score missing labels (-1) as worst.
         kernel: Any = (
             faiss.fvec_inner_products_by_idx  # type: ignore[attr-defined]  # not in the stubs
-            if metric == "ip"
+            if higher_is_better(metric)
             else faiss.fvec_L2sqr_by_idx  # type: ignore[attr-defined]
         )
         kernel(
@@ -198,7 +198,8 @@ class SealedSegment:
             m,
             fetch,
         )
-        order = np.argsort(-exact if metric == "ip" else exact, axis=1, kind="stable")[:, :want]
+        ranking = -exact if higher_is_better(metric) else exact
+        order = np.argsort(ranking, axis=1, kind="stable")[:, :want]
         return np.take_along_axis(exact, order, axis=1), np.take_along_axis(labels, order, axis=1)
 
     def _search_params(self, config: ShardsConfig, exhaustive: bool) -> faiss.SearchParameters:

@@ -22,7 +22,7 @@ from typing import Any, Self
 import faiss
 import numpy as np
 
-from conf.config import ShardsConfig
+from conf.config import ShardsConfig, higher_is_better
 from shards.arrays import RESTORED_VERSION, check_ids, check_matrix, check_versions
 from shards.exceptions import CorruptSnapshot
 from shards.raw_vectors import SpillDir
@@ -63,7 +63,7 @@ class ShardIndex(LoadsSnapshots):
         self._idle = threading.Condition(self._lock)
         self._seals: dict[SealedSegment, Future[dict[str, int]]] = {}
         self._compaction: Future[dict[str, int]] | None = None
-        self._pad_score = np.float32(-np.inf if config.metric == "ip" else np.inf)
+        self._pad_score = np.float32(-np.inf if higher_is_better(config.metric) else np.inf)
 
     @property
     def config(self) -> ShardsConfig:
@@ -448,7 +448,7 @@ class ShardIndex(LoadsSnapshots):
         scores = scores.astype(np.float32, copy=False)
         scores[ids < 0] = self._pad_score
         if len(parts) > 1:
-            ranking = -scores if self._config.metric == "ip" else scores
+            ranking = -scores if higher_is_better(self._config.metric) else scores
             order = np.argsort(ranking, axis=1, kind="stable")[:, :k]
             scores = np.take_along_axis(scores, order, axis=1)
             ids = np.take_along_axis(ids, order, axis=1)

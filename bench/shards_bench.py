@@ -51,7 +51,7 @@ from shards import ShardIndex, ShardState
 from shards.memory import bytes_per_vector, shipped_configs
 from shards.routing import pin_key
 from shards.sealing import plan_factory
-from streams.embeddings_log import log_schema
+from streams.embeddings_log import log_rows
 
 SCHEMA = "pinstream.bench/1"  # read by cluster/results_file.py
 K = 10
@@ -141,23 +141,19 @@ def compare_qps(
     }
 
 
-def log_rows(data: Data, rows: np.ndarray) -> pa.Table:
+def bench_rows(data: Data, rows: np.ndarray) -> pa.Table:
     """Embeddings-log upsert rows for the given row numbers (pin-<row>, version = row)."""
-    dim = data.vectors.shape[1]
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(data.vectors[rows].ravel()), dim)
     n = len(rows)
-    return pa.Table.from_arrays(
-        [
-            pa.array([f"pin-{row}" for row in rows.tolist()]),
-            pa.array(["upsert"] * n),
-            pa.array(rows, pa.int64()),
-            pa.array(["bench"] * n),
-            vectors,
-            pa.array([f"title {row}" for row in rows.tolist()]),
-            pa.array([f"board {row % 50}" for row in rows.tolist()]),
-            pa.array(np.zeros(n, dtype=np.int64)),
-        ],
-        schema=log_schema(dim),
+    return log_rows(
+        pin_ids=[f"pin-{row}" for row in rows.tolist()],
+        ops=["upsert"] * n,
+        versions=pa.array(rows, pa.int64()),
+        generation="bench",
+        vectors=data.vectors[rows],
+        titles=[f"title {row}" for row in rows.tolist()],
+        boards=[f"board {row % 50}" for row in rows.tolist()],
+        event_times=np.zeros(n, dtype=np.int64),
+        dim=data.vectors.shape[1],
     )
 
 
@@ -224,7 +220,7 @@ def bench_config(
     n = len(data.vectors)
     one_segment = dataclasses.replace(config, growing_limit=n)
     state = ShardState(one_segment)
-    tables = [log_rows(data, np.arange(s, min(s + 10_000, n))) for s in range(0, n, 10_000)]
+    tables = [bench_rows(data, np.arange(s, min(s + 10_000, n))) for s in range(0, n, 10_000)]
     start = time.perf_counter()
     for table in tables:
         state.apply_rows(table)

@@ -33,7 +33,7 @@ from encoder.embedder import Embedder
 from jobs.ingest_metrics import IngestMetrics
 from streams.checkpoint import Checkpoint
 from streams.dead_letter import DeadLetter, DeadLetterWriter
-from streams.embeddings_log import EmbeddingsLogWriter, log_schema
+from streams.embeddings_log import EmbeddingsLogWriter, log_rows
 from streams.exceptions import StreamError
 from streams.ingest_health import IngestHealth, State, write_health
 from streams.kafka_io import KafkaClientSettings, assigned_consumer, committed_positions
@@ -129,7 +129,6 @@ class IngestJob:
         self._stop = threading.Event()
         self._drain_until = 0.0
         self._client = KafkaClientSettings.of(cfg.broker)
-        self._log_schema = log_schema(cfg.shards.dim)
         self._metrics: IngestMetrics | None = None
         self._failures = 0  # attempts failed since the last good checkpoint
 
@@ -273,18 +272,16 @@ class IngestJob:
             )
         good = records.filter(valid)
         if good.num_rows:
-            rows = pa.table(
-                {
-                    "pin_id": good.column("pin_id"),
-                    "op": good.column("op"),
-                    "version": good.column("offset"),
-                    "generation": pa.array([self.cfg.model.generation] * good.num_rows),
-                    "vector": good.column("vector"),
-                    "title": good.column("title"),
-                    "board": good.column("board"),
-                    "event_time": good.column("event_time"),
-                },
-                schema=self._log_schema,
+            rows = log_rows(
+                pin_ids=good.column("pin_id"),
+                ops=good.column("op"),
+                versions=good.column("offset"),  # a pin's events are ordered by offset
+                generation=self.cfg.model.generation,
+                vectors=good.column("vector"),
+                titles=good.column("title"),
+                boards=good.column("board"),
+                event_times=good.column("event_time"),
+                dim=self.cfg.shards.dim,
             )
             embeddings.write(rows)
         deletes = sum(1 for op in good.column("op").to_pylist() if op == "delete")

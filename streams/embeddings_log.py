@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +39,40 @@ def log_schema(dim: int) -> pa.Schema:
     )
 
 
+def log_rows(
+    *,
+    pin_ids: Any,
+    ops: Any,
+    versions: Any,
+    generation: str,
+    vectors: Any,
+    titles: Any,
+    boards: Any,
+    event_times: Any,
+    dim: int,
+) -> pa.Table:
+    """The one builder of embeddings-log rows: each column (a sequence or an Arrow array;
+    `vectors` an (n, dim) float array or a fixed-size-list array, null for deletes) under
+    its name, checked against the schema; `generation` is every row's."""
+    if isinstance(vectors, np.ndarray):
+        vectors = pa.FixedSizeListArray.from_arrays(
+            pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)), dim
+        )
+    return pa.table(
+        {
+            "pin_id": pin_ids,
+            "op": ops,
+            "version": versions,
+            "generation": pa.array([generation] * len(pin_ids), pa.string()),
+            "vector": vectors,
+            "title": titles,
+            "board": boards,
+            "event_time": event_times,
+        },
+        schema=log_schema(dim),
+    )
+
+
 def upsert_rows(
     events: Sequence[PinEvent], vectors: np.ndarray, version: int, generation: str
 ) -> pa.Table:
@@ -45,38 +80,32 @@ def upsert_rows(
     n, dim = vectors.shape
     if n != len(events):
         raise ValueError(f"{len(events)} events but {n} vectors")
-    return pa.table(
-        {
-            "pin_id": [e.pin_id for e in events],
-            "op": ["upsert"] * n,
-            "version": [version] * n,
-            "generation": [generation] * n,
-            "vector": pa.FixedSizeListArray.from_arrays(
-                pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)), dim
-            ),
-            "title": [e.title for e in events],
-            "board": [e.board for e in events],
-            "event_time": [e.event_time for e in events],
-        },
-        schema=log_schema(dim),
+    return log_rows(
+        pin_ids=[e.pin_id for e in events],
+        ops=["upsert"] * n,
+        versions=[version] * n,
+        generation=generation,
+        vectors=vectors,
+        titles=[e.title for e in events],
+        boards=[e.board for e in events],
+        event_times=[e.event_time for e in events],
+        dim=dim,
     )
 
 
 def delete_rows(pin_ids: Sequence[str], version: int, generation: str, dim: int) -> pa.Table:
     """Log rows deleting `pin_ids`, all at one version (tests, benches)."""
     n = len(pin_ids)
-    return pa.table(
-        {
-            "pin_id": list(pin_ids),
-            "op": ["delete"] * n,
-            "version": [version] * n,
-            "generation": [generation] * n,
-            "vector": pa.nulls(n, pa.list_(pa.float32(), dim)),
-            "title": pa.nulls(n, pa.string()),
-            "board": pa.nulls(n, pa.string()),
-            "event_time": [0] * n,
-        },
-        schema=log_schema(dim),
+    return log_rows(
+        pin_ids=list(pin_ids),
+        ops=["delete"] * n,
+        versions=[version] * n,
+        generation=generation,
+        vectors=pa.nulls(n, pa.list_(pa.float32(), dim)),
+        titles=pa.nulls(n, pa.string()),
+        boards=pa.nulls(n, pa.string()),
+        event_times=[0] * n,
+        dim=dim,
     )
 
 

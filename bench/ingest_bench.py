@@ -27,7 +27,6 @@ from ray import serve
 
 from conf.config import PinstreamConfig, load_config
 from encoder.embedder import set_torch_threads
-from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
 from jobs.stack import create_topics
@@ -36,6 +35,7 @@ from serve.freshness import FreshnessTracker
 from serve.shard_replica import ShardReplica
 from streams.events import now_ms
 from streams.local_broker import LocalBroker, free_loopback_port
+from streams.pin_text import pin_text
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 

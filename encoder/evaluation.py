@@ -1,6 +1,6 @@
 """Retrieval quality of an encoder on engagement data: recall@k and nDCG@k by exact search.
 
-Two tasks per retrieval set (`streams.engagement`):
+Two tasks per retrieval set (`encoder.engagement`):
 
 - board completion: given `given` pins of a board, rank the rest of the corpus by cosine
   to the mean of their vectors; the board's other pins are relevant;
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streams.engagement import RetrievalSet
+from encoder.engagement import RetrievalSet
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 Metrics = dict[str, dict[str, dict[str, float]]]  # set -> task -> metric -> value

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from encoder.engagement import Pair
 from encoder.model_folder import base_model_folder, load_model, save_model
 from encoder.text_encoder import mean_pool, resolve_device
-from streams.engagement import Pair
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from typing import Any
 import ray
 
 from conf.config import ModelConfig, PinstreamConfig
+from encoder.engagement import EngagementConfig, data_hash, heldout_set, training_pairs, trend_set
 from encoder.evaluation import EvalConfig, evaluate
 from encoder.finetune import FinetuneConfig, Progress, finetune
 from encoder.registry import ModelRegistry, ModelVersion
 from encoder.text_encoder import BASE_MODEL_ID, TextEncoder
 from jobs.stack import start_ray
-from streams.engagement import EngagementConfig, data_hash, heldout_set, training_pairs, trend_set
 
 Report = Progress | str
 

@@ -55,9 +55,9 @@ def add_model_parsers(commands: Any) -> None:
 
 
 def run_finetune(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
+    from encoder.engagement import EngagementConfig
     from encoder.evaluation import EvalConfig
     from jobs.finetune import run_finetune_job
-    from streams.engagement import EngagementConfig
 
     config = FinetuneConfig(**{name: getattr(args, name) for name, _ in _FINETUNE_FLAGS.values()})
     started = time.perf_counter()
@@ -81,9 +81,9 @@ def run_finetune(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
 
 
 def run_eval(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
+    from encoder.engagement import EngagementConfig, heldout_set, trend_set
     from encoder.evaluation import EvalConfig, comparison_table, evaluate
     from encoder.text_encoder import TextEncoder
-    from streams.engagement import EngagementConfig, heldout_set, trend_set
 
     started = time.perf_counter()
     engagement, evaluation = EngagementConfig(), EvalConfig()

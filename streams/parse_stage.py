@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from encoder.pin_text import pin_text
 from streams.events import parse_pin_event
 from streams.exceptions import InvalidPinEvent
+from streams.pin_text import pin_text
 from streams.poll_batch import pack, spans_of, unpack
 
 PARSED_FIELDS = {

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from conf.config import PinstreamConfig
+from encoder.engagement import EngagementConfig
 from encoder.evaluation import EvalConfig
 from encoder.finetune import FinetuneConfig, Progress
 from encoder.registry import ModelRegistry
 from jobs.finetune import run_finetune_job
-from streams.engagement import EngagementConfig
 
 TINY_DATA = EngagementConfig(
     train_pins=120,

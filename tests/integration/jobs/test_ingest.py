@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conf.config import PinstreamConfig, ShardsConfig
-from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
 from shards.routing import shard_of
@@ -15,6 +14,7 @@ from streams.dead_letter import DeadLetter
 from streams.embeddings_log import decode_rows
 from streams.events import PinEvent
 from streams.kafka_io import committed_offsets, drain
+from streams.pin_text import pin_text
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator, malformed_events
 

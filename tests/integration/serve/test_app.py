@@ -11,11 +11,11 @@ import requests
 from ray import serve
 
 from conf.config import PinstreamConfig
-from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from serve.app import build_app
 from streams.embeddings_log import EmbeddingsLogWriter, delete_rows, upsert_rows
 from streams.local_broker import LocalBroker
+from streams.pin_text import pin_text
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
 from tests.waiting import wait_until

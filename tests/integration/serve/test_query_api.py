@@ -16,11 +16,11 @@ import ray
 import requests
 
 from conf.config import PinstreamConfig
-from encoder.pin_text import pin_text
 from encoder.text_encoder import TextEncoder
 from serve.app import build_app
 from streams.embeddings_log import EmbeddingsLogWriter
 from streams.local_broker import LocalBroker
+from streams.pin_text import pin_text
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
 from tests.integration.serve.conftest import deployed

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from encoder.engagement import EngagementConfig, Pair, training_pairs
 from encoder.finetune import FinetuneConfig, Progress, TrainingStats, finetune
-from streams.engagement import EngagementConfig, Pair, training_pairs
 
 TINY_DATA = EngagementConfig(train_pins=120, train_queries=60)
 TINY_RUN = FinetuneConfig(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from encoder.engagement import Board, Query, RetrievalSet
 from encoder.evaluation import (
     EvalConfig,
     comparison_table,
@@ -15,7 +16,6 @@ from encoder.evaluation import (
     recall_at_k,
     top_k,
 )
-from streams.engagement import Board, Query, RetrievalSet
 
 
 def test_recall_and_ndcg_of_a_toy_ranking() -> None:

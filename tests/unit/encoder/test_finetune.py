@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from encoder.engagement import Pair
 from encoder.finetune import FinetuneConfig, contrastive_batches, info_nce
 from encoder.model_folder import TOKENIZER_FILES, WEIGHTS_FILE, base_model_folder, load_model
-from streams.engagement import Pair
 from tests.unit.encoder.conftest import TINY_RUN, TinyRun
 
 

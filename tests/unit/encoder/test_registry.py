@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conf.config import ModelConfig, load_config
+from encoder.engagement import data_hash
 from encoder.exceptions import CorruptModel, ModelNotFound, RegistryError
 from encoder.registry import BASE, PRODUCTION, ModelRegistry
 from encoder.text_encoder import TextEncoder, model_path
-from streams.engagement import data_hash
 from tests.unit.encoder.conftest import TinyRun
 
 TEXTS = ["distressed oak armchair", "Board: Farmhouse Kitchen. Tags: shiplap"]

@@ -5,10 +5,10 @@ import random
 import pyarrow as pa
 import pytest
 
-from encoder.pin_text import pin_text
 from streams.events import PinEvent, encode_pin_event, parse_pin_event
 from streams.exceptions import InvalidPinEvent
 from streams.parse_stage import PARSED_FIELDS, ParseEvents
+from streams.pin_text import pin_text
 from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, spans_of, spans_table, unpack
 from streams.synthetic import PinGenerator, malformed_events
 

@@ -1,6 +1,6 @@
 """pin_text: the text embedded for a pin."""
 
-from encoder.pin_text import pin_text
+from streams.pin_text import pin_text
 
 
 def test_full_pin_puts_title_first_then_description_board_tags() -> None:

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from encoder.pin_text import pin_text
+from streams.pin_text import pin_text
 from streams.synthetic import (
     STYLE_VOCABULARY,
     PinGenerator,

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-import streams.engagement
-from streams.engagement import (
+import encoder.engagement
+from encoder.engagement import (
     TREND_VOCABULARY,
     EngagementConfig,
     RetrievalSet,
@@ -32,7 +32,7 @@ def words(text: str) -> set[str]:
 
 
 def test_module_says_the_data_is_synthetic_and_how_it_is_split() -> None:
-    doc = streams.engagement.__doc__ or ""
+    doc = encoder.engagement.__doc__ or ""
     assert "not real users" in doc
     assert "other seeds" in doc
 

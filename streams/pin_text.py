@@ -1,4 +1,9 @@
-"""The text embedded for a pin."""
+"""The text embedded for a pin.
+
+It lives beside the pin event it renders, below both of its users: the parse stage of
+ingest (`streams.parse_stage`) and the training data of the encoder (`encoder.engagement`)
+import it downward, so ingest and training embed the same text.
+"""
 
 from collections.abc import Sequence
 

@@ -7,3 +7,7 @@ class PinstreamError(Exception):
 
 class ConfigError(PinstreamError):
     """A config file or value is wrong; the message names the key's path."""
+
+
+class StorageError(PinstreamError):
+    """A storage location (a local path, s3://, gs://) cannot be opened."""

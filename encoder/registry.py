@@ -38,9 +38,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from conf.errors import StorageError
+from conf.storage import replace_file, resolve_uri
 from encoder.exceptions import CorruptModel, ModelNotFound, RegistryError
 from shards.exceptions import CorruptSnapshot, SnapshotError, SnapshotNotFound
-from shards.snapshot import Snapshot, open_directory, replace_file, resolve_uri, write_directory
+from shards.snapshot import Snapshot, open_directory, write_directory
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +272,7 @@ class ModelRegistry:
     def _fs(self) -> tuple[pafs.FileSystem, str]:
         try:
             return resolve_uri(self.root)
-        except SnapshotError as exc:
+        except StorageError as exc:
             raise RegistryError(f"cannot open model registry {self.root}: {exc}") from exc
 
     @staticmethod

@@ -24,11 +24,11 @@ import pyarrow.fs as pafs
 
 from conf.config import PinstreamConfig
 from conf.errors import PinstreamError
+from conf.storage import resolve_uri
 from jobs.sealer import seal_all
 from serve.log_follower import resume
 from shards.arrays import RESTORED_VERSION
 from shards.shard_state import ShardState
-from shards.snapshot import resolve_uri
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.events import PinEvent
 from streams.kafka_io import KafkaClientSettings

@@ -23,9 +23,9 @@ from typing import Any
 import pyarrow as pa
 
 from conf.config import PinstreamConfig
+from conf.errors import StorageError
+from conf.storage import replace_file, resolve_uri
 from serve.exceptions import ServeError
-from shards.exceptions import SnapshotError
-from shards.snapshot import replace_file, resolve_uri
 
 POLICY_FILE = "traffic.json"
 HISTORY_KEPT = 20
@@ -100,7 +100,7 @@ class TrafficStore:
         self.default = TrafficPolicy(primary=cfg.model.generation)
         try:
             self._fs, base = resolve_uri(cfg.storage.root)
-        except SnapshotError as exc:
+        except StorageError as exc:
             raise TrafficPolicyError(str(exc)) from exc
         self._dir = base
         self.path = f"{base}/{POLICY_FILE}"

@@ -18,8 +18,9 @@ CURRENT target fails to verify falls back to the newest snapshot that does (firs
 Files hold arrays as .npy (read with allow_pickle=False), FAISS indexes as serialize_index
 bytes, JSON and Arrow IPC: nothing is unpickled. One writer per root at a time.
 
-write_directory, open_directory and replace_file are those steps on their own, for other
-artifacts published the same way (the model registry, encoder/registry.py).
+write_directory and open_directory are those steps on their own, for other artifacts published
+the same way (the model registry, encoder/registry.py). Locations are opened, and CURRENT is
+replaced, by conf/storage.py, which the registry and the traffic policy use too.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -40,6 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from conf.errors import StorageError
+from conf.storage import replace_file, resolve_uri
 from shards.exceptions import CorruptSnapshot, SnapshotError, SnapshotNotFound
 
 log = logging.getLogger(__name__)
@@ -131,7 +133,7 @@ def publish_snapshot(root: str, files: Mapping[str, bytes | Path], meta: Mapping
 
     A Path value is streamed from that local file. Returns the new snapshot's URI.
     """
-    fs, root_path = resolve_uri(root)
+    fs, root_path = _resolve(root)
     try:
         fs.create_dir(root_path, recursive=True)
         matches = map(_SNAPSHOT_NAME.fullmatch, _children(fs, root_path))
@@ -171,16 +173,9 @@ def write_directory(
     return body
 
 
-def replace_file(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Replace a small file whole: readers see the old content or the new, never a part."""
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    _write(fs, temporary, data)
-    fs.move(temporary, path)
-
-
 def open_snapshot(uri: str) -> Snapshot:
     """Open the snapshot at uri (a snapshot directory, or a root: its CURRENT snapshot)."""
-    fs, path = resolve_uri(uri)
+    fs, path = _resolve(uri)
     current = _read_current(fs, path, uri)
     if current is not None:
         return open_directory(fs, f"{path}/{current}", _child(uri, current))
@@ -189,7 +184,7 @@ def open_snapshot(uri: str) -> Snapshot:
 
 def list_snapshots(root: str) -> list[str]:
     """URIs of the snapshot directories under root: CURRENT's first, then newest first."""
-    fs, path = resolve_uri(root)
+    fs, path = _resolve(root)
     names = sorted(
         (name for name in _children(fs, path) if _SNAPSHOT_NAME.fullmatch(name)),
         key=lambda name: int(name.split("-")[1]),
@@ -226,7 +221,7 @@ def prune_snapshots(root: str, keep: int = 3) -> list[str]:
     """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
-    fs, path = resolve_uri(root)
+    fs, path = _resolve(root)
     current = _read_current(fs, path, root)
     if current is None:
         return []
@@ -316,15 +311,11 @@ def _body_digest(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def resolve_uri(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and path of a URI; a plain path is a local one (relative to the cwd)."""
-    if "://" in uri:
-        try:
-            fs, path = pafs.FileSystem.from_uri(uri)
-        except (ValueError, pa.ArrowException) as exc:
-            raise SnapshotError(f"cannot open snapshot location {uri}: {exc}") from exc
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
+def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    try:
+        return resolve_uri(uri)
+    except StorageError as exc:
+        raise SnapshotError(str(exc)) from exc
 
 
 def _child(uri: str, name: str) -> str:

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from shards.exceptions import SnapshotError
-from shards.snapshot import replace_file, resolve_uri
+from conf.errors import StorageError
+from conf.storage import replace_file, resolve_uri
 
 HEALTH_FILE = "run/ingest.json"
 STALE_AFTER_S = 30.0
@@ -58,7 +58,7 @@ def read_health(root: str) -> IngestHealth | None:
             doc = json.loads(stream.read())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, pa.ArrowException, SnapshotError) as exc:
+    except (OSError, ValueError, pa.ArrowException, StorageError) as exc:
         return IngestHealth("stopped", f"ingest health unreadable: {exc}")
     doc["committed"] = {int(p): o for p, o in doc.get("committed", {}).items()}
     return IngestHealth(**doc)

@@ -46,10 +46,10 @@ from encoder.text_encoder import TextEncoder
 from jobs.stack import create_topics
 from serve.app import build_app
 from serve.filters import search_state
-from shards.routing import shard_of
 from shards.shard_state import ShardState
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.local_broker import LocalBroker, free_loopback_port
+from streams.routing import shard_of
 from streams.synthetic import PinGenerator
 
 K = 10

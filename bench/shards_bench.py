@@ -49,9 +49,9 @@ import pyarrow as pa
 from conf.config import Metric, ShardsConfig
 from shards import ShardIndex, ShardState
 from shards.memory import bytes_per_vector, shipped_configs
-from shards.routing import pin_key
 from shards.sealing import plan_factory
 from streams.embeddings_log import log_rows
+from streams.routing import pin_key
 
 SCHEMA = "pinstream.bench/1"  # read by cluster/results_file.py
 K = 10

@@ -26,8 +26,8 @@ from conf.config import PinstreamConfig
 from conf.errors import PinstreamError
 from conf.storage import resolve_uri
 from jobs.sealer import seal_all
-from serve.log_follower import resume
 from shards.arrays import RESTORED_VERSION
+from shards.log_follower import resume
 from shards.shard_state import ShardState
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.events import PinEvent

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from conf.config import PinstreamConfig
-from serve.log_follower import catch_up, resume
+from shards.log_follower import catch_up, resume
 from shards.snapshot import prune_snapshots
 from streams.kafka_io import assigned_consumer
 

@@ -19,7 +19,7 @@ from ray.serve.handle import DeploymentHandle
 from conf.config import ServeConfig
 from serve.filters import SearchFilter
 from serve.metrics import IngressMetrics
-from shards.routing import shard_of
+from streams.routing import shard_of
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from conf.config import PinstreamConfig
 from serve.exceptions import ShardNotReady
 from serve.filters import SearchFilter, search_state
 from serve.freshness import FreshnessTracker
-from serve.log_follower import LogFollower, resume
-from serve.readiness import CatchUp
+from shards.log_follower import LogFollower, resume
+from shards.readiness import CatchUp
 from shards.shard_state import ShardState
 from shards.snapshot import list_snapshots
 from streams.kafka_io import assigned_consumer

@@ -1,7 +1,8 @@
-"""Sharded incremental FAISS indexes: routing, growing and sealed segments, snapshots."""
+"""Sharded incremental FAISS indexes: growing and sealed segments, snapshots, and the fold of
+the embeddings log into a shard (log_follower, readiness). Routing pins to shards is
+`streams.routing`: the embeddings log partitions by it, and shards import it downward."""
 
 from shards.exceptions import CorruptSnapshot, ShardError, SnapshotError, SnapshotNotFound
-from shards.routing import pin_key, pin_keys, shard_of
 from shards.shard_index import ShardIndex
 from shards.shard_state import PinInfo, ShardState
 
@@ -13,7 +14,4 @@ __all__ = [
     "ShardState",
     "SnapshotError",
     "SnapshotNotFound",
-    "pin_key",
-    "pin_keys",
-    "shard_of",
 ]

@@ -16,10 +16,10 @@ import pyarrow as pa
 
 from conf.config import ShardsConfig
 from shards.exceptions import CorruptSnapshot
-from shards.routing import pin_key, pin_keys
 from shards.shard_image import save_image
 from shards.shard_index import ShardIndex
 from shards.snapshot import LoadsSnapshots, Snapshot
+from streams.routing import pin_key, pin_keys
 
 PINS_FILE = "pins.arrow"
 _PINS_SCHEMA = pa.schema(

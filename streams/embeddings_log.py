@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shards.routing import shard_of
 from streams.events import PinEvent
 from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, LazyProducer
+from streams.routing import shard_of
 
 ROWS_PER_MESSAGE = 256
 # The end-of-stream message every Arrow IPC stream writer closes with.

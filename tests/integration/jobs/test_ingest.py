@@ -8,7 +8,6 @@ import pytest
 from conf.config import PinstreamConfig, ShardsConfig
 from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
-from shards.routing import shard_of
 from shards.shard_state import ShardState
 from streams.dead_letter import DeadLetter
 from streams.embeddings_log import decode_rows
@@ -16,6 +15,7 @@ from streams.events import PinEvent
 from streams.kafka_io import committed_offsets, drain
 from streams.pin_text import pin_text
 from streams.producer import PinProducer
+from streams.routing import shard_of
 from streams.synthetic import PinGenerator, malformed_events
 
 

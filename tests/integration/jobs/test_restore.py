@@ -9,11 +9,11 @@ import pytest
 
 from conf.config import PinstreamConfig
 from jobs.restore import restore_pins
-from serve.log_follower import resume
 from shards.arrays import RESTORED_VERSION
-from shards.routing import shard_of
+from shards.log_follower import resume
 from shards.shard_state import ShardState
 from streams.embeddings_log import delete_rows, upsert_rows
+from streams.routing import shard_of
 from streams.synthetic import PinGenerator
 
 PINS = 120

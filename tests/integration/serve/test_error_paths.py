@@ -15,7 +15,7 @@ from ray import serve
 
 from conf.config import PinstreamConfig
 from serve.ingress import Ingress
-from shards.routing import shard_of
+from streams.routing import shard_of
 from tests.integration.serve.conftest import deployed
 from tests.integration.serve.fakes import FailingEncoder, FakeShard
 

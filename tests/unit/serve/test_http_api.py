@@ -21,8 +21,8 @@ from serve.auth import API_KEYS_ENV
 from serve.filters import SearchFilter, search_state
 from serve.http_api import create_api
 from serve.ingress import Ingress
-from shards.routing import shard_of
 from shards.shard_state import ShardState
+from streams.routing import shard_of
 
 DIM = 16
 SHARDS = 2

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from conf.config import ShardsConfig
-from shards import ShardIndex, pin_keys
+from shards import ShardIndex
 from shards.arrays import RESTORED_VERSION
+from streams.routing import pin_keys
 
 DIM = 32
 METRICS = ["ip", "l2"]

@@ -3,6 +3,11 @@
 A follower starts at the log offset its state does not cover yet (0 for an empty state, the
 snapshot's offset for a loaded one) and applies records in order. A corrupt or foreign record
 is counted and skipped, never applied, so one bad record cannot stop a shard.
+
+The fold of the log is the shard's business, so it lives in `shards`, above the log format it
+reads (`streams.embeddings_log`) and below its two users, the shard replicas
+(`serve.shard_replica`) and the sealer and restore jobs (`jobs.sealer`, `jobs.restore`): none
+of them reaches into the other's package for it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import pyarrow as pa
 from kafka import KafkaConsumer, TopicPartition
 
 from conf.config import PinstreamConfig
-from serve.readiness import CatchUp
 from shards.exceptions import CorruptSnapshot, SnapshotNotFound
+from shards.readiness import CatchUp
 from shards.shard_state import ShardState
 from shards.snapshot import Snapshot, first_good
 from streams.embeddings_log import decode_rows, log_schema

@@ -1,4 +1,9 @@
-"""Pin id → shard number and pin id → FAISS id, stable across processes and Python versions."""
+"""Pin id → shard number and pin id → FAISS id, stable across processes and Python versions.
+
+Routing lives with the embeddings log, which partitions by it (partition = shard_of(pin_id)),
+below the shards that fold each partition: `streams.embeddings_log` and `shards` both import it
+downward. The FAISS id shares the same digest, so a pin's two numbers come from one place.
+"""
 
 import hashlib
 from collections.abc import Sequence

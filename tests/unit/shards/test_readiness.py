@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve.readiness import END_REFRESH_S, CatchUp, caught_up
+from shards.readiness import END_REFRESH_S, CatchUp, caught_up
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shards import pin_key, pin_keys, shard_of
+from streams.routing import pin_key, pin_keys, shard_of
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,7 +31,10 @@ def test_values_are_fixed(pin_id: str, shard8: int, shard1000: int, key: int) ->
 
 
 def test_stable_across_processes_with_different_hash_seeds() -> None:
-    code = "from shards import shard_of, pin_key; print(shard_of('pin-42', 8), pin_key('pin-42'))"
+    code = (
+        "from streams.routing import shard_of, pin_key; "
+        "print(shard_of('pin-42', 8), pin_key('pin-42'))"
+    )
     outputs = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}

@@ -4,19 +4,25 @@ A generation is one model version with its own shards and embeddings log. The in
 generation is bound into its application (serve/app.py); every other warm generation runs as
 an application of its own, `generation_app_name(cfg, generation)`, with the same deployment
 names, and the ingress reaches it by name when the traffic policy sends it a query.
+
+A shard that does not answer in time, or whose replica is gone, is left out of an answer
+(`missing`); any other error of a shard call is a bug and fails the query.
 """
 
 import asyncio
 import heapq
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi import HTTPException
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import ServeConfig
+from serve.exceptions import PinNotIndexed, ShardUnavailable
 from serve.filters import SearchFilter
 from serve.metrics import IngressMetrics
 from streams.routing import shard_of
@@ -24,6 +30,17 @@ from streams.routing import shard_of
 log = logging.getLogger(__name__)
 
 Hits = list[dict[str, Any]]
+
+# What a shard call raises when the shard did not answer: a timeout (asyncio's, or Ray's
+# GetTimeoutError: both are TimeoutError), a replica that died or cannot be reached
+# (RayActorError: ActorDiedError, ActorUnavailableError), or a deployment with no replica
+# left to take the call (Serve's DeploymentUnavailableError, ReplicaUnavailableError).
+SHARD_LOST: tuple[type[Exception], ...] = (
+    TimeoutError,
+    RayActorError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+)
 
 
 class GenerationClient:
@@ -61,42 +78,75 @@ class GenerationClient:
         return heapq.nsmallest(k, hits, key=lambda h: h["score"]), missing
 
     async def get(self, pin_id: str) -> dict[str, Any]:
-        """The indexed pin with its vector; 404 when absent, 503 when its shard is down."""
+        """The indexed pin with its vector; PinNotIndexed when absent, ShardUnavailable when
+        its shard did not answer."""
         shard = shard_of(pin_id, len(self.shards))
         try:
             found = await self.call_shard(shard, "get", pin_id)
-        except Exception as exc:  # a timeout or a dead replica: the pin cannot be read now
-            raise HTTPException(503, f"the shard holding pin {pin_id!r} did not answer") from exc
+        except ShardUnavailable as exc:
+            message = f"the shard holding pin {pin_id!r} did not answer"
+            raise ShardUnavailable(shard, message) from exc
         if found is None:
-            raise HTTPException(404, f"pin {pin_id!r} is not indexed in {self.generation!r}")
+            raise PinNotIndexed(pin_id, self.generation)
         return dict(found)
 
     async def fan_out(self, method: str, *args: Any) -> tuple[dict[int, Any], list[int]]:
-        """Call `method` on every shard with a per-shard timeout; return answers and the missing."""
+        """Call `method` on every shard with a per-shard timeout; return the answers by shard
+        and the shards that did not answer. Any other failure of a shard call is raised."""
         results = await asyncio.gather(
             *(self.call_shard(shard, method, *args) for shard in range(len(self.shards))),
-            return_exceptions=True,
+            return_exceptions=True,  # every call ends before any error is looked at
         )
-        answers = {i: r for i, r in enumerate(results) if not isinstance(r, BaseException)}
-        missing = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ShardUnavailable):
+                raise result  # a bug, in the shard or here: the query fails
+        answers = {i: r for i, r in enumerate(results) if not isinstance(r, ShardUnavailable)}
+        missing = [i for i, r in enumerate(results) if isinstance(r, ShardUnavailable)]
         return answers, missing
 
     async def call_shard(self, shard: int, method: str, *args: Any) -> Any:
-        """One shard call within serve.shard_timeout_s, timed; failures counted and re-raised."""
+        """One shard call within serve.shard_timeout_s, timed; failures counted. A shard that
+        did not answer raises ShardUnavailable; any other error is raised as it came."""
         started = time.perf_counter()
-        call = getattr(self.shards[shard], method).remote(*args)
         try:
+            call = getattr(self.shards[shard], method).remote(*args)
             result = await asyncio.wait_for(call, self.settings.shard_timeout_s)
+        except SHARD_LOST as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "unavailable"
+            self._failed(shard, method, reason, exc)
+            message = f"shard {shard} of {self.generation!r} did not answer {method!r}"
+            raise ShardUnavailable(shard, message) from exc
         except Exception as exc:
-            reason = "timeout" if isinstance(exc, TimeoutError) else "error"
-            tags = {"shard": str(shard), "method": method, "reason": reason}
-            self.metrics.shard_failures.inc(tags=tags)
-            log.warning("%s shard %d: %s %s: %r", self.generation, shard, method, reason, exc)
+            self._failed(shard, method, "error", exc)
             raise
         self.metrics.shard_latency.observe(
             time.perf_counter() - started, tags={"shard": str(shard), "method": method}
         )
         return result
+
+    def _failed(self, shard: int, method: str, reason: str, exc: Exception) -> None:
+        tags = {"shard": str(shard), "method": method, "reason": reason}
+        self.metrics.shard_failures.inc(tags=tags)
+        log.warning("%s shard %d: %s %s: %r", self.generation, shard, method, reason, exc)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One query run on one generation: its query vector, merged hits and missing shards."""
+
+    client: GenerationClient
+    vector: np.ndarray
+    hits: Hits
+    missing: list[int]
+
+    @property
+    def generation(self) -> str:
+        return self.client.generation
+
+    @property
+    def top_score(self) -> float | None:
+        """The best hit's score, None without hits."""
+        return self.hits[0]["score"] if self.hits else None
 
 
 def generation_app_name(app_name: str, generation: str) -> str:

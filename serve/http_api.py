@@ -1,7 +1,9 @@
 """The HTTP API (FastAPI): routes, API keys, body limit, metrics and error bodies.
 
 Built on each ingress replica by `Ingress.__serve_build_asgi_app__`, so the
-middleware gets the replica's config (and its environment's API keys).
+middleware gets the replica's config (and its environment's API keys). The ingress
+raises pinstream errors; `STATUS_OF` below is the one place that gives each its status
+code, and any other exception is a bug: a 500 naming a request id.
 """
 
 import logging
@@ -21,6 +23,13 @@ from serve.api_models import (
 )
 from serve.auth import ApiKeyAuth
 from serve.body_limit import BodyLimit
+from serve.exceptions import (
+    GenerationNotServed,
+    InvalidQuery,
+    PinNotIndexed,
+    ServeError,
+    ShardUnavailable,
+)
 from serve.metrics import RequestMetrics
 
 if TYPE_CHECKING:
@@ -45,6 +54,23 @@ ERROR_MEANINGS = {
     500: "an internal error (the body names the request id to look for in the logs)",
     503: "the shard holding the pin did not answer",
 }
+
+
+# The status code of each error the ingress raises on purpose (a subclass takes its base's).
+STATUS_OF: dict[type[ServeError], int] = {
+    PinNotIndexed: 404,
+    GenerationNotServed: 409,
+    InvalidQuery: 422,
+    ShardUnavailable: 503,
+}
+
+
+def status_of(exc: ServeError) -> int | None:
+    """The status code of a pinstream error, None for one the API does not expect (a 500)."""
+    for kind in type(exc).__mro__:
+        if kind in STATUS_OF:
+            return STATUS_OF[kind]
+    return None
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -102,6 +128,14 @@ def create_api(ingress: "Ingress") -> FastAPI:
             exc_info=exc,
         )
         return JSONResponse({"detail": "internal error", "request_id": request_id}, 500)
+
+    @api.exception_handler(ServeError)
+    async def serve_error(request: Request, exc: ServeError) -> JSONResponse:
+        # A domain error the caller can act on: its message is the detail, never a traceback.
+        status = status_of(exc)
+        if status is None:
+            return await internal_error(request, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
     # Outermost first: every request is counted, then authenticated, then size-checked.
     api.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -6,25 +6,25 @@ with a low-confidence fallback and a shadow that is scored but never served. The
 re-read in a background thread; a new policy takes effect only once every generation it names
 is reachable, and each query reads the policy once, so a switch never splits a query.
 
-Its HTTP surface (routes, auth, limits, error bodies) is built per replica by
-`serve.http_api.create_api`, once this object holds its config and handles.
+Its HTTP surface (routes, auth, limits, error bodies, the status code of each error) is built
+per replica by `serve.http_api.create_api`, once this object holds its config and handles; this
+module raises pinstream errors (serve/exceptions.py) and knows nothing of HTTP.
 """
 
 import asyncio
 import logging
-import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, HTTPException
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import PinstreamConfig
+from serve.answer_checks import AnswerChecks, Run
 from serve.api_models import (
     PinResponse,
     RelatedQuery,
@@ -33,8 +33,9 @@ from serve.api_models import (
     SearchResponse,
 )
 from serve.auth import api_keys
+from serve.exceptions import GenerationNotServed, InvalidQuery, PinNotIndexed, ShardUnavailable
 from serve.filters import SearchFilter
-from serve.generation import GenerationClient, Hits, generation_app_name, recall_at_k
+from serve.generation import Answer, GenerationClient, generation_app_name
 from serve.generation_monitor import GenerationMonitor
 from serve.http_api import create_api
 from serve.metrics import IngressMetrics
@@ -43,20 +44,53 @@ from streams.ingest_health import read_health
 
 log = logging.getLogger(__name__)
 
-# One query run on one generation: its vector, merged hits and missing shards.
-Answer = tuple[np.ndarray, Hits, list[int]]
-Run = Callable[[GenerationClient], Awaitable[Answer]]
+# What an ingress is served as: an ASGI app (FastAPI's, from serve.http_api).
+AsgiApp = Callable[..., Awaitable[None]]
+# The role a generation answers a query in, as /v1/generations counts them: the policy's
+# primary or canary, the generation the request named ("pinned", even when that is the
+# primary), or the fallback that took over a low-confidence answer.
+Role = Literal["primary", "canary", "pinned", "fallback"]
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where one query goes: who answers, who may take over, who shadows."""
+    """Where one query goes: who answers first and in which role, who may take over a
+    low-confidence answer, who shadows (a pinned query has neither)."""
 
     answer: GenerationClient
-    role: str  # primary | canary | pinned
+    role: Role
     fallback: GenerationClient | None = None
     shadow: GenerationClient | None = None
     policy: TrafficPolicy | None = None
+
+    def fallback_for(self, first: Answer, metric: str) -> GenerationClient | None:
+        """The generation to ask instead of `first`: the fallback when the policy finds `first`
+        low-confidence, else None."""
+        if self.policy is None or not self.policy.low_confidence(first.top_score, metric):
+            return None
+        return self.fallback
+
+
+@dataclass(frozen=True)
+class Served:
+    """The answer a query gets, the role it was given in, and whose low-confidence answer
+    it replaced (None unless the fallback answered)."""
+
+    answer: Answer
+    role: Role
+    fallback_from: str | None = None
+
+    def response(self, took_s: float) -> SearchResponse:
+        """The response body."""
+        answer = self.answer
+        return SearchResponse(
+            results=[SearchHit.model_validate(hit) for hit in answer.hits],
+            generation=answer.generation,
+            fallback_from=self.fallback_from,
+            partial=bool(answer.missing),
+            missing_shards=answer.missing,
+            took_ms=round(took_s * 1000, 3),
+        )
 
 
 class Ingress:
@@ -70,15 +104,15 @@ class Ingress:
         self.api_keys = api_keys(cfg.serve.api_keys)  # the replica's environment adds keys
         self.metrics = IngressMetrics()
         self.monitor = GenerationMonitor(self.metrics)
+        self.checks = AnswerChecks(self.monitor, cfg.serve.recall_sample_rate)
         own = self._client(self.generation, encoder, shards)
         self._clients: dict[str, GenerationClient] = {self.generation: own}
         self._store = TrafficStore(cfg)
         self.policy = self._store.default
-        self._background: set[asyncio.Task[Any]] = set()
         self._refresh_policy()
         threading.Thread(target=self._watch_policy, name="traffic-policy", daemon=True).start()
 
-    def __serve_build_asgi_app__(self) -> FastAPI:
+    def __serve_build_asgi_app__(self) -> AsgiApp:
         """Serve calls this on each replica after __init__: the HTTP app over this object."""
         return create_api(self)
 
@@ -128,20 +162,20 @@ class Ingress:
             route = self._route(request.generation or self.policy.primary, pinned=True)
 
             async def by_vector(client: GenerationClient) -> Answer:
-                return (vector, *await client.search(vector, k, keep))
+                return Answer(client, vector, *await client.search(vector, k, keep))
 
             return await self._answer("/v1/search", route, by_vector, k, keep, started)
         text = str(request.text)
 
         async def by_text(client: GenerationClient) -> Answer:
             vector = await client.encode(text)
-            return (vector, *await client.search(vector, k, keep))
+            return Answer(client, vector, *await client.search(vector, k, keep))
 
         route = self._route(request.generation)
         return await self._answer("/v1/search", route, by_text, k, keep, started)
 
     async def pin(self, pin_id: str) -> PinResponse:
-        """The indexed pin in the primary generation, or 404."""
+        """The indexed pin in the primary generation (PinNotIndexed when it is not)."""
         client = self._route(self.policy.primary, pinned=True).answer
         found = await client.get(pin_id)
         return PinResponse(
@@ -159,7 +193,7 @@ class Ingress:
 
         async def by_pin(client: GenerationClient) -> Answer:
             vector = (await client.get(pin_id))["vector"]
-            return (vector, *await client.search(vector, query.k, keep))
+            return Answer(client, vector, *await client.search(vector, query.k, keep))
 
         route = self._route(query.generation)
         return await self._answer(
@@ -173,10 +207,7 @@ class Ingress:
         policy, clients = self.policy, self._clients  # read once: a switch never splits a query
         if requested is not None or pinned:
             if requested not in clients:
-                raise HTTPException(
-                    409,
-                    f"generation {requested!r} is not served; warm generations: {sorted(clients)}",
-                )
+                raise GenerationNotServed(requested, sorted(clients))
             return Route(clients[requested], "pinned")
         answer = policy.pick()
         return Route(
@@ -190,61 +221,34 @@ class Ingress:
     async def _answer(
         self, endpoint: str, route: Route, run: Run, k: int, keep: SearchFilter, started: float
     ) -> SearchResponse:
-        vector, hits, missing = await run(route.answer)
-        answered, role, fallback_from = route.answer, route.role, None
-        top = hits[0]["score"] if hits else None
-        policy, metric = route.policy, self.cfg.shards.metric
-        if route.fallback and policy and policy.low_confidence(top, metric):
-            try:
-                vector, hits, missing = await run(route.fallback)
-                answered, role = route.fallback, "fallback"
-                fallback_from = route.answer.generation
-            except HTTPException as exc:  # e.g. the pin is not in the fallback yet
-                log.info("fallback %s not used: %s", route.fallback.generation, exc.detail)
-        if missing:
-            self.metrics.partial_results.inc(tags={"endpoint": endpoint})
+        """Serve one query on its route, count it, start its checks, build the response."""
+        served = await self._serve(route, run)
         took_s = time.perf_counter() - started
-        self.monitor.answered(answered.generation, role, took_s)
-        if route.shadow is not None and route.shadow is not answered:
-            self._spawn(self._shadow(route.shadow, run, hits))
-        if random.random() < self.cfg.serve.recall_sample_rate:
-            self._spawn(self._check_recall(answered, vector, k, keep, hits))
-        return SearchResponse(
-            results=[SearchHit.model_validate(hit) for hit in hits],
-            generation=answered.generation,
-            fallback_from=fallback_from,
-            partial=bool(missing),
-            missing_shards=missing,
-            took_ms=round(took_s * 1000, 3),
-        )
+        self._count(endpoint, served, took_s)
+        if route.shadow is not None:
+            self.checks.shadow(route.shadow, run, served.answer)
+        self.checks.sample_recall(served.answer, k, keep)
+        return served.response(took_s)
 
-    async def _shadow(self, shadow: GenerationClient, run: Run, served: Hits) -> None:
-        """Run the query on the shadow generation; record its latency and overlap, serve nothing."""
-        started = time.perf_counter()
+    async def _serve(self, route: Route, run: Run) -> Served:
+        """The route's answer, or the fallback's when the policy finds it low-confidence and
+        the fallback can answer."""
+        first = await run(route.answer)
+        fallback = route.fallback_for(first, self.cfg.shards.metric)
+        if fallback is None:
+            return Served(first, route.role)
         try:
-            _, hits, _ = await run(shadow)
-        except Exception as exc:  # a shadow's failure never reaches the caller
-            self.monitor.shadow_failed(shadow.generation)
-            log.info("shadow %s failed: %r", shadow.generation, exc)
-            return
-        self.monitor.shadowed(shadow.generation, time.perf_counter() - started, served, hits)
+            answer = await run(fallback)
+        except (PinNotIndexed, ShardUnavailable) as exc:  # e.g. the pin is not in it yet
+            log.info("fallback %s not used: %s", fallback.generation, exc)
+            return Served(first, route.role)
+        return Served(answer, "fallback", fallback_from=first.generation)
 
-    async def _check_recall(
-        self, client: GenerationClient, vector: np.ndarray, k: int, keep: SearchFilter, hits: Hits
-    ) -> None:
-        """Online recall monitor: the served top-k against exact search over the same shards."""
-        try:
-            exact, missing = await client.search(vector, k, keep, exact=True)
-        except Exception as exc:  # monitoring must never fail a query
-            log.info("recall check on %s failed: %r", client.generation, exc)
-            return
-        if not missing:
-            self.monitor.recall(client.generation, recall_at_k(hits, exact))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _count(self, endpoint: str, served: Served, took_s: float) -> None:
+        """Metrics of one answered query: partial answers, and answers by generation and role."""
+        if served.answer.missing:
+            self.metrics.partial_results.inc(tags={"endpoint": endpoint})
+        self.monitor.answered(served.answer.generation, served.role, took_s)
 
     # -- the policy ----------------------------------------------------------------------------
 
@@ -291,8 +295,8 @@ class Ingress:
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim
         if len(values) != dim:
-            raise HTTPException(422, f"vector has {len(values)} values; this index has dim {dim}")
+            raise InvalidQuery(f"vector has {len(values)} values; this index has dim {dim}")
         vector = np.asarray(values, dtype=np.float32)
         if not np.isfinite(vector).all():
-            raise HTTPException(422, "vector values must be finite numbers")
+            raise InvalidQuery("vector values must be finite numbers")
         return vector

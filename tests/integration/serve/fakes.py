@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -18,14 +19,18 @@ class FailingEncoder:
 
 
 class FakeShard:
-    """A shard that answers with one fixed pin, after `delay_s`, or fails when `broken`."""
+    """A shard that answers with one fixed pin after `delay_s`; with `dies`, every call kills
+    its replica's process (Serve starts another, which dies on its next call); with
+    `buggy_get`, get() fails like a bug would."""
 
-    def __init__(self, shard: int, delay_s: float = 0.0, broken: bool = False) -> None:
-        self.shard, self.delay_s, self.broken = shard, delay_s, broken
+    def __init__(
+        self, shard: int, delay_s: float = 0.0, dies: bool = False, buggy_get: bool = False
+    ) -> None:
+        self.shard, self.delay_s, self.dies, self.buggy_get = shard, delay_s, dies, buggy_get
 
     def _answer(self) -> None:
-        if self.broken:
-            raise RuntimeError(f"shard {self.shard} is broken")
+        if self.dies:
+            os._exit(1)  # a lost replica: the caller gets ActorDiedError, or waits for another
         time.sleep(self.delay_s)
 
     def search(
@@ -37,9 +42,11 @@ class FakeShard:
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
         self._answer()
+        if self.buggy_get:
+            raise KeyError(f"secret internals of shard {self.shard}")
         return None
 
     def stats(self) -> dict[str, Any]:
-        if self.broken:
-            raise RuntimeError(f"shard {self.shard} is broken")
+        if self.dies:
+            os._exit(1)
         return {"shard": self.shard, "pins": 1}

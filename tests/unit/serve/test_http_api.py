@@ -15,11 +15,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
+from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError
 
 from conf.config import PinstreamConfig, ShardsConfig
 from serve.auth import API_KEYS_ENV
+from serve.exceptions import PinNotIndexed, ShardNotReady
 from serve.filters import SearchFilter, search_state
-from serve.http_api import create_api
+from serve.http_api import create_api, status_of
 from serve.ingress import Ingress
 from shards.shard_state import ShardState
 from streams.routing import shard_of
@@ -61,10 +63,11 @@ class FakeHandle:
 
 
 class FakeShard:
-    """A shard replica without its log: the same state and search as ShardReplica."""
+    """A shard replica without its log: the same state and search as ShardReplica; every
+    call raises `error` when one is given (a bug, or what Ray raises for a lost replica)."""
 
-    def __init__(self, shard: int, delay_s: float = 0.0) -> None:
-        self.shard, self.delay_s = shard, delay_s
+    def __init__(self, shard: int, delay_s: float = 0.0, error: Exception | None = None) -> None:
+        self.shard, self.delay_s, self.error = shard, delay_s, error
         self.state = ShardState(ShardsConfig(dim=DIM))
         mine = [i for i, pin in enumerate(PINS) if shard_of(pin, SHARDS) == shard]
         self.state.apply_rows(
@@ -86,13 +89,20 @@ class FakeShard:
         self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
     ) -> Any:
         await asyncio.sleep(self.delay_s)
+        self._fail()
         return search_state(self.state, vectors, k, keep, exact)
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
+        self._fail()
         return self.state.get(pin_id)
 
     def stats(self) -> dict[str, Any]:
+        self._fail()
         return {"shard": self.shard, "pins": len(self.state)}
+
+    def _fail(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 class FakeEncoder:
@@ -116,7 +126,10 @@ class RecordingMetric:
 
 
 def make_ingress(
-    keys: tuple[str, ...] = (), slow_shard: int | None = None, max_body_bytes: int = 1 << 20
+    keys: tuple[str, ...] = (),
+    slow_shard: int | None = None,
+    max_body_bytes: int = 1 << 20,
+    failing: dict[int, Exception] | None = None,
 ) -> Ingress:
     cfg = PinstreamConfig().with_values(
         {
@@ -129,8 +142,10 @@ def make_ingress(
             "storage.root": tempfile.mkdtemp(prefix="pinstream-test-"),  # its own traffic policy
         }
     )
+    failing = failing or {}
     shards = [
-        FakeHandle(FakeShard(s, delay_s=2.0 if s == slow_shard else 0.0)) for s in range(SHARDS)
+        FakeHandle(FakeShard(s, delay_s=2.0 if s == slow_shard else 0.0, error=failing.get(s)))
+        for s in range(SHARDS)
     ]
     ingress = Ingress(cfg, FakeHandle(FakeEncoder()), shards)  # type: ignore[arg-type]
     for name in ("requests", "latency", "shard_latency", "shard_failures", "partial_results"):
@@ -260,6 +275,52 @@ def test_a_slow_shard_gives_a_partial_answer_naming_it() -> None:
     )
 
 
+LOST_SHARD = [  # what a shard call raises when the shard's replica is gone, or late
+    pytest.param(ActorDiedError(), "unavailable", id="actor-died"),
+    pytest.param(ActorUnavailableError("unreachable", None), "unavailable", id="unavailable"),
+    pytest.param(GetTimeoutError("late"), "timeout", id="get-timeout"),
+]
+
+
+@pytest.mark.parametrize(("error", "reason"), LOST_SHARD)
+def test_a_lost_shard_gives_a_partial_answer_and_a_503_for_its_pins(
+    error: Exception, reason: str
+) -> None:
+    ingress = make_ingress(failing={1: error})
+    on_lost = next(pin for pin in PINS if shard_of(pin, SHARDS) == 1)
+    with client_of(ingress) as client:
+        body = client.post("/v1/search", json={"text": "like pin-003", "k": 5}).json()
+        assert body["partial"] is True and body["missing_shards"] == [1]
+        assert body["results"] and all(shard_of(h["pin_id"], SHARDS) == 0 for h in body["results"])
+        response = client.get(f"/v1/pins/{on_lost}")
+        assert response.status_code == 503
+        assert response.json() == {"detail": f"the shard holding pin {on_lost!r} did not answer"}
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["missing_shards"] == [1]
+    assert {"shard": "1", "method": "search", "reason": reason} in (
+        ingress.metrics.shard_failures.calls
+    )
+
+
+def test_a_shard_with_a_bug_fails_the_request_with_500_not_a_partial_answer() -> None:
+    ingress = make_ingress(failing={1: ValueError("secret shard internals")})
+    on_buggy = next(pin for pin in PINS if shard_of(pin, SHARDS) == 1)
+    headers = {"x-request-id": "r-7"}
+    with client_of(ingress) as client:
+        for response in (
+            client.post("/v1/search", json={"text": "like pin-003"}, headers=headers),
+            client.get("/v1/pins/pin-000/related", headers=headers),
+            client.get(f"/v1/pins/{on_buggy}", headers=headers),
+            client.get("/healthz", headers=headers),
+        ):
+            assert response.status_code == 500, response.url
+            assert response.json() == {"detail": "internal error", "request_id": "r-7"}
+    assert ingress.metrics.partial_results.calls == []
+    assert {"shard": "1", "method": "search", "reason": "error"} in (
+        ingress.metrics.shard_failures.calls
+    )
+
+
 def test_requests_are_counted_by_route_template_and_status() -> None:
     ingress = make_ingress(keys=("k1",))
     with client_of(ingress) as client:
@@ -351,3 +412,8 @@ class TestBodyLimit:
 
     def test_a_body_under_the_limit_passes(self, client: TestClient) -> None:
         assert ids(client.post("/v1/search", json={"text": "like pin-009", "k": 1})) == ["pin-009"]
+
+
+def test_a_pinstream_error_the_api_does_not_expect_is_a_500() -> None:
+    assert status_of(PinNotIndexed("p", GENERATION)) == 404
+    assert status_of(ShardNotReady("shard 0: not caught up")) is None

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from conf.config import PinstreamConfig
+from conf.errors import StorageError
 from serve.exceptions import ShardNotReady
 from serve.filters import SearchFilter, search_state
 from serve.freshness import FreshnessTracker
+from shards.exceptions import SnapshotError
 from shards.log_follower import LogFollower, resume
 from shards.readiness import CatchUp
 from shards.shard_state import ShardState
@@ -123,7 +125,19 @@ class ShardReplica:
                 self._last_applied_ms = now_ms
 
     def _watch_snapshots(self) -> None:
-        """Load each newer snapshot of the shard; the tail thread swaps it in."""
+        """The watcher thread: load each newer snapshot; the tail thread swaps it in."""
+        try:
+            self._load_newer_snapshots()
+        except Exception:
+            # A bug, not a bad snapshot: it would fail again at every poll while this replica
+            # served an ever older snapshot. The watcher stops, check_health fails, and Serve
+            # replaces the replica with one started the way every replica starts (newest good
+            # snapshot, then the log): a tested state, not a thread revived in an unknown one.
+            log.exception("shard %d: snapshot watcher stopped by an unexpected error", self.shard)
+
+    def _load_newer_snapshots(self) -> None:
+        """Until stopped: hand each newer snapshot of the shard to the tail thread. A snapshot
+        that is bad or unreadable, or storage that fails, is logged and looked at again."""
         root = self.cfg.snapshot_root(self.shard)
         seen = self.snapshot_uri  # the last snapshot served or handed to the tail thread
         refused = None  # the newest snapshot when it failed to load: not retried until replaced
@@ -133,8 +147,8 @@ class ShardReplica:
                 if newest in (None, seen, refused):
                     continue
                 follower, uri = resume(self.cfg, self.shard)
-            except Exception:  # storage hiccups must not kill the watcher: keep serving
-                log.exception("shard %d: looking for a newer snapshot failed", self.shard)
+            except (SnapshotError, StorageError, OSError) as exc:  # keep serving the current one
+                log.error("shard %d: looking for a newer snapshot failed: %s", self.shard, exc)
                 continue
             if uri != newest:
                 refused = newest

@@ -168,3 +168,37 @@ def test_newer_snapshots_swap_in_without_a_failed_or_short_query(cfg: PinstreamC
         replica.close()
     assert failures == []
     assert answered[0] > 0
+
+
+def test_the_snapshot_watcher_retries_storage_errors_and_a_bug_fails_the_health_check(
+    cfg: PinstreamConfig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    Log(cfg).write(upserts(0, 20, version=1))
+    listings: list[str] = []
+
+    def list_snapshots_failing(root: str) -> list[str]:
+        listings.append(root)
+        if len(listings) <= 2:
+            raise OSError("storage unreachable")  # retried at the next poll
+        raise TypeError("a bug in the watcher")  # stops it
+
+    monkeypatch.setattr("serve.shard_replica.list_snapshots", list_snapshots_failing)
+    replica = ShardReplica(cfg, 0)
+    try:
+
+        def unhealthy() -> bool:
+            try:
+                replica.check_health()
+            except RuntimeError:
+                return True
+            return False
+
+        wait_until(unhealthy, 30, "a failing health check")
+        with pytest.raises(RuntimeError, match="snapshot watcher"):
+            replica.check_health()
+        assert len(listings) == 3, "storage errors retried, the bug not"
+        stopped = [r for r in caplog.records if "snapshot watcher stopped" in r.getMessage()]
+        assert stopped and stopped[0].exc_info is not None, "logged with its traceback"
+        assert len(replica.search(np.ones((1, DIM), np.float32), 5)[0]) == 5, "still serving"
+    finally:
+        replica.close()

@@ -15,9 +15,14 @@ import threading
 import time
 from typing import Any
 
+from kafka.errors import KafkaError
+
 from conf.config import PinstreamConfig
+from conf.errors import StorageError
+from shards.exceptions import SnapshotError
 from shards.log_follower import catch_up, resume
 from shards.snapshot import prune_snapshots
+from streams.exceptions import StreamError
 from streams.kafka_io import assigned_consumer
 
 log = logging.getLogger(__name__)
@@ -71,8 +76,21 @@ def seal_all(cfg: PinstreamConfig, compact: bool = False) -> list[dict[str, Any]
     return [seal_shard(cfg, shard, compact) for shard in range(cfg.shards.count)]
 
 
+# What a sealer run meets when the broker or storage is out, which the next run retries: Kafka's
+# errors, the streams adapters' (StreamError), storage's (OSError, StorageError) and a snapshot
+# that cannot be read or written (SnapshotError).
+RETRIED: tuple[type[Exception], ...] = (
+    KafkaError,
+    StreamError,
+    OSError,
+    StorageError,
+    SnapshotError,
+)
+
+
 class PeriodicSealer:
-    """Runs seal_all every `interval_s` in a background thread until stopped."""
+    """Runs seal_all every `interval_s` in a background thread until stopped; a run that meets
+    an outage is retried at the next interval, a bug stops the thread and is kept in `error`."""
 
     def __init__(self, cfg: PinstreamConfig, interval_s: float) -> None:
         if interval_s <= 0:
@@ -81,6 +99,7 @@ class PeriodicSealer:
         self.interval_s = interval_s
         self.runs = 0
         self.last: list[dict[str, Any]] = []
+        self.error: Exception | None = None  # the bug that stopped it, if one did
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sealer", daemon=True)
 
@@ -93,8 +112,12 @@ class PeriodicSealer:
             try:
                 self.last = seal_all(self.cfg)
                 self.runs += 1
-            except Exception:  # one failed run must not end snapshotting; the next retries
-                log.exception("sealer run failed; retrying in %.0fs", self.interval_s)
+            except RETRIED as exc:  # an outage: the next run starts again from the last snapshot
+                log.error("sealer run failed; retrying in %.0fs: %r", self.interval_s, exc)
+            except Exception as exc:  # a bug fails every run alike: stop, and say so
+                self.error = exc
+                log.exception("sealer stopped by an unexpected error: no more snapshots")
+                return
 
     def stop(self) -> None:
         self._stopping.set()

@@ -199,9 +199,12 @@ class LocalStack:
             log.error("final snapshot failed, a restart restores the previous one: %s", exc)
 
     def check_ingest(self) -> None:
-        """Raise the ingest job's error, if it died."""
+        """Raise the ingest job's error, if it died, or the periodic sealer's: without it,
+        the embedded default's pins would not survive a restart."""
         if self._ingest_error is not None:
             raise RuntimeError("ingest job failed") from self._ingest_error
+        if self.sealer is not None and self.sealer.error is not None:
+            raise RuntimeError("the periodic sealer failed") from self.sealer.error
 
     def stop(self) -> None:
         """Stop the sealer, ingest, Serve, Ray and the broker, in that order."""

@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from conf.storage import replace_file, resolve_uri
 from encoder.exceptions import CorruptModel, ModelNotFound, RegistryError
 from shards.exceptions import CorruptSnapshot, SnapshotError, SnapshotNotFound
 from shards.snapshot import Snapshot, open_directory, write_directory
+from streams.events import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class ModelRegistry:
             "action": action,
             "version": version,
             "previous": current.version,
-            "at_ms": int(time.time() * 1000),
+            "at_ms": now_ms(),
         }
         body = {"stack": list(stack), "history": [*current.history, event]}
         fs, root_path = self._fs()

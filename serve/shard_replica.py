@@ -29,6 +29,7 @@ from shards.log_follower import LogFollower, resume
 from shards.readiness import CatchUp
 from shards.shard_state import ShardState
 from shards.snapshot import list_snapshots
+from streams.events import now_ms
 from streams.kafka_io import assigned_consumer
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,11 @@ class ShardReplica:
                 self._close_retired()
 
     def _observe(self, polled: list[Any]) -> None:
-        now_ms = int(time.time() * 1000)
+        now = now_ms()
         for rows in polled:
             if rows is not None:
-                self.freshness.observe(rows.column("event_time").to_pylist(), now_ms)
-                self._last_applied_ms = now_ms
+                self.freshness.observe(rows.column("event_time").to_pylist(), now)
+                self._last_applied_ms = now
 
     def _watch_snapshots(self) -> None:
         """The watcher thread: load each newer snapshot; the tail thread swaps it in."""

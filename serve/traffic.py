@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from conf.config import PinstreamConfig
 from conf.errors import StorageError
 from conf.storage import replace_file, resolve_uri
 from serve.exceptions import ServeError
+from streams.events import now_ms
 
 POLICY_FILE = "traffic.json"
 HISTORY_KEPT = 20
@@ -139,7 +139,7 @@ class TrafficStore:
         return TrafficPolicy.from_dict(previous)
 
     def _write(self, body: dict[str, Any]) -> None:
-        body = {**body, "updated_ms": int(time.time() * 1000)}
+        body = {**body, "updated_ms": now_ms()}
         try:
             self._fs.create_dir(self._dir, recursive=True)
             replace_file(self._fs, self.path, json.dumps(body, indent=1).encode())

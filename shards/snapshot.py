@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -43,6 +42,7 @@ import pyarrow.fs as pafs
 from conf.errors import StorageError
 from conf.storage import replace_file, resolve_uri
 from shards.exceptions import CorruptSnapshot, SnapshotError, SnapshotNotFound
+from streams.events import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def write_directory(
         if not _FILE_NAME.fullmatch(file_name) or file_name == MANIFEST:
             raise ValueError(f"bad snapshot file name {file_name!r}")
         entries[file_name] = _write(fs, f"{directory}/{file_name}", source)
-    body = {**meta, "format": FORMAT, "created_ms": int(time.time() * 1000), "files": entries}
+    body = {**meta, "format": FORMAT, "created_ms": now_ms(), "files": entries}
     manifest = {"sha256": _body_digest(body), "body": body}
     _write(fs, f"{directory}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
     return body

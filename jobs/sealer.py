@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from kafka.errors import KafkaError
@@ -22,8 +23,9 @@ from conf.errors import StorageError
 from shards.exceptions import SnapshotError
 from shards.log_follower import catch_up, resume
 from shards.snapshot import prune_snapshots
+from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.exceptions import StreamError
-from streams.kafka_io import assigned_consumer
+from streams.kafka_io import KafkaClientSettings, assigned_consumer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def seal_shard(cfg: PinstreamConfig, shard: int, compact: bool = False) -> dict[
     """Bring one shard's newest snapshot up to the end of its log, seal it (and compact it),
     and publish it; nothing is published when the log has nothing new and compact is False."""
     started = time.monotonic()
-    follower, source = resume(cfg, shard)
+    follower, source = resume(cfg, shard, keep_dead_letters=None)
     start = follower.next_offset
     index = follower.state.index
     try:
@@ -49,6 +51,8 @@ def seal_shard(cfg: PinstreamConfig, shard: int, compact: bool = False) -> dict[
         }
         if follower.next_offset == start and source is not None and not compact:
             return {**report, "snapshot": source, "published": False}
+        # Before the snapshot moves past them: the DLQ has every skipped record at least once.
+        _send_dead_letters(cfg, follower.dead_letters)
         report["sealed_vectors"] = index.stats()["growing"]
         index.seal()
         if compact:
@@ -69,6 +73,19 @@ def seal_shard(cfg: PinstreamConfig, shard: int, compact: bool = False) -> dict[
         }
     finally:
         index.close()
+
+
+def _send_dead_letters(cfg: PinstreamConfig, letters: Iterable[DeadLetter]) -> None:
+    """Write the log records a seal skipped to the DLQ topic, delivery checked."""
+    letters = list(letters)
+    if not letters:
+        return
+    with DeadLetterWriter(
+        cfg.broker.bootstrap, cfg.topics.dlq, KafkaClientSettings.of(cfg.broker)
+    ) as writer:
+        for letter in letters:
+            writer.write(letter)
+        writer.flush()
 
 
 def seal_all(cfg: PinstreamConfig, compact: bool = False) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from streams.events import now_ms
 from streams.kafka_io import assigned_consumer
 
 log = logging.getLogger(__name__)
+NEWEST_BAD_RECORDS = 5  # shown in stats (/healthz)
 
 # A replaced state is closed this long after the swap: searches that began on it finish first.
 RETIRE_AFTER_S = 30.0
@@ -185,7 +186,7 @@ class ShardReplica:
             consumer.seek(self._follower.partition, live_offset)
             return
         consumer.seek(follower.partition, follower.next_offset)
-        follower.bad_records += self._follower.bad_records
+        follower.carry_over(self._follower)
         retired = self._follower.state
         self._follower, self.snapshot_uri = follower, uri
         self._retired.append((time.monotonic(), retired))
@@ -215,6 +216,10 @@ class ShardReplica:
             "pins": len(self.state),
             "log_offset": self._follower.next_offset,
             "bad_records": self._follower.bad_records,
+            "newest_bad_records": [
+                {"offset": letter.offset, "reason": letter.reason}
+                for letter in list(self._follower.dead_letters)[-NEWEST_BAD_RECORDS:]
+            ],
             "last_applied_ms": self._last_applied_ms,
             "tailing": self._tail.is_alive(),
             "snapshot": self.snapshot_uri,

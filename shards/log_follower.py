@@ -1,8 +1,11 @@
 """Folding one embeddings-log partition into a ShardState: shard replicas and the sealer do it.
 
 A follower starts at the log offset its state does not cover yet (0 for an empty state, the
-snapshot's offset for a loaded one) and applies records in order. A corrupt or foreign record
-is counted and skipped, never applied, so one bad record cannot stop a shard.
+snapshot's offset for a loaded one) and applies records in order. A record no shard may apply
+(undecodable, foreign schema or generation) is skipped and kept as a dead letter with its
+offset and reason, so one bad record cannot stop a shard; the sealer writes them to the DLQ
+topic. Anything else that fails while applying rows is a bug: it raises, and the follower
+stays at that record.
 
 The fold of the log is the shard's business, so it lives in `shards`, above the log format it
 reads (`streams.embeddings_log`) and below its two users, the shard replicas
@@ -13,6 +16,7 @@ of them reaches into the other's package for it.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -23,51 +27,70 @@ from shards.exceptions import CorruptSnapshot, SnapshotNotFound
 from shards.readiness import CatchUp
 from shards.shard_state import ShardState
 from shards.snapshot import Snapshot, first_good
-from streams.embeddings_log import decode_rows, log_schema
+from streams.dead_letter import DeadLetter
+from streams.embeddings_log import checked_rows, log_schema
+from streams.exceptions import InvalidLogRecord
 
 log = logging.getLogger(__name__)
+KEPT_DEAD_LETTERS = 100
 
 
 class LogFollower:
     """Applies the records of one log partition to a ShardState, in offset order."""
 
     def __init__(
-        self, state: ShardState, topic: str, shard: int, generation: str, start_offset: int = 0
+        self,
+        state: ShardState,
+        topic: str,
+        shard: int,
+        generation: str,
+        start_offset: int = 0,
+        keep_dead_letters: int | None = KEPT_DEAD_LETTERS,
     ) -> None:
         self.state = state
         self.partition = TopicPartition(topic, shard)
         self.generation = generation
         self.next_offset = start_offset
         self.bad_records = 0
+        # Dead letters: the sealer keeps every one (keep_dead_letters=None) and writes them to
+        # the DLQ topic; a replica keeps the newest few for its stats, so a flood of bad
+        # records cannot fill its memory.
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=keep_dead_letters)
         self._schema = log_schema(state.config.dim)
 
-    def apply(self, value: bytes, offset: int) -> pa.Table | None:
-        """Apply one record and return its rows; a bad record is counted and gives None."""
+    def apply(self, value: bytes | None, offset: int, key: bytes | None = None) -> pa.Table | None:
+        """Apply one record and return its rows; a record no shard may apply gives None."""
         try:
-            rows = decode_rows(value)
-            if not rows.schema.equals(self._schema):
-                raise ValueError(f"not the embeddings-log schema: {rows.schema}")
-            foreign = set(rows.column("generation").to_pylist()) - {self.generation}
-            if foreign:  # vectors of two models never meet in one index
-                raise ValueError(f"rows of generation {sorted(foreign)} in {self.generation}'s log")
-            self.state.apply_rows(rows)
-        except (pa.ArrowInvalid, ValueError) as exc:
+            rows = checked_rows(value, self._schema, self.generation)
+        except InvalidLogRecord as exc:
             self.bad_records += 1
+            self.dead_letters.append(
+                DeadLetter(
+                    exc.reason, self.partition.topic, self.partition.partition, offset, key, value
+                )
+            )
             log.error(
                 "shard %d: bad log record at offset %d skipped: %s",
                 self.partition.partition,
                 offset,
-                exc,
+                exc.reason,
             )
-            return None
-        finally:
             self.next_offset = offset + 1
+            return None
+        self.state.apply_rows(rows)  # a failure here is a bug: it raises, nothing is skipped
+        self.next_offset = offset + 1
         return rows
 
     def poll(self, consumer: KafkaConsumer, timeout_ms: int) -> list[pa.Table | None]:
         """Apply one poll of the partition: the rows of each record polled (None: skipped)."""
         records = consumer.poll(timeout_ms=timeout_ms).get(self.partition, [])
-        return [self.apply(record.value, record.offset) for record in records]
+        return [self.apply(record.value, record.offset, record.key) for record in records]
+
+    def carry_over(self, earlier: LogFollower) -> None:
+        """Keep the count and dead letters of the follower this one replaces."""
+        self.bad_records += earlier.bad_records
+        kept = [*earlier.dead_letters, *self.dead_letters]
+        self.dead_letters = deque(kept, maxlen=self.dead_letters.maxlen)
 
 
 def catch_up(
@@ -89,7 +112,9 @@ def catch_up(
             return
 
 
-def resume(cfg: PinstreamConfig, shard: int) -> tuple[LogFollower, str | None]:
+def resume(
+    cfg: PinstreamConfig, shard: int, keep_dead_letters: int | None = KEPT_DEAD_LETTERS
+) -> tuple[LogFollower, str | None]:
     """A follower over the newest good snapshot of the shard and the snapshot's URI; over an
     empty state from offset 0 (and None) when the shard has no snapshot yet."""
     topic, generation = cfg.topics.embeddings, cfg.model.generation
@@ -107,9 +132,10 @@ def resume(cfg: PinstreamConfig, shard: int) -> tuple[LogFollower, str | None]:
         if shard not in offsets:
             state.index.close()
             raise CorruptSnapshot(f"{snapshot.uri} covers no offset of log partition {shard}")
-        return LogFollower(state, topic, shard, generation, offsets[shard]), snapshot.uri
+        follower = LogFollower(state, topic, shard, generation, offsets[shard], keep_dead_letters)
+        return follower, snapshot.uri
 
     try:
         return first_good(cfg.snapshot_root(shard), load)
     except SnapshotNotFound:
-        return LogFollower(ShardState(config), topic, shard, generation), None
+        return LogFollower(ShardState(config), topic, shard, generation, 0, keep_dead_letters), None

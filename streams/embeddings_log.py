@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from streams.events import PinEvent
+from streams.exceptions import InvalidLogRecord
 from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, LazyProducer
 from streams.routing import shard_of
 
@@ -129,6 +130,23 @@ def decode_rows(data: bytes) -> pa.Table:
         rows.validate(full=True)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise pa.ArrowInvalid(f"corrupt embeddings-log record: {exc}") from exc
+    return rows
+
+
+def checked_rows(value: bytes | None, schema: pa.Schema, generation: str) -> pa.Table:
+    """The rows of one log record that a shard of `generation` may apply; InvalidLogRecord
+    (with the reason) for a record that is undecodable, of another schema or generation."""
+    if value is None:
+        raise InvalidLogRecord("null record")
+    try:
+        rows = decode_rows(value)
+    except pa.ArrowInvalid as exc:
+        raise InvalidLogRecord(str(exc)) from exc
+    if not rows.schema.equals(schema):
+        raise InvalidLogRecord(f"not the embeddings-log schema: {rows.schema}")
+    foreign = set(rows.column("generation").to_pylist()) - {generation}
+    if foreign:  # vectors of two models never meet in one index
+        raise InvalidLogRecord(f"rows of generation {sorted(foreign)} in {generation}'s log")
     return rows
 
 

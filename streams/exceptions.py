@@ -21,3 +21,12 @@ class DeliveryFailed(StreamError):
 
 class CheckpointFailed(StreamError):
     """A checkpoint could not be committed; nothing of it was, and its records are read again."""
+
+
+class InvalidLogRecord(StreamError):
+    """An embeddings-log record that no shard may apply (undecodable, foreign schema or
+    generation); it goes to a dead-letter place with its offset."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

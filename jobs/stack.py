@@ -45,18 +45,30 @@ def connect_ray(cfg: PinstreamConfig) -> None:
     if cfg.ray.address != "local":
         ray.init(address=cfg.ray.address, log_to_driver=False, logging_level=_ray_log_level())
         return
-    # A local Ray starts with token authentication (its token in ~/.ray, for this user); a
-    # client must turn it on before connecting, as `ray.init` does for the cluster it starts.
-    from ray._private.authentication.authentication_token_setup import (
-        maybe_enable_token_auth_if_token_available,
-    )
-
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    _enable_local_token_auth()
     ray.init(
         address=running_state(cfg)["ray_address"],
         log_to_driver=False,
         logging_level=_ray_log_level(),
     )
+
+
+def _enable_local_token_auth() -> None:
+    """Turn on Ray's token authentication in this process when this user has a token.
+
+    The local stack's Ray starts with it (Ray 2.59+ turns it on for a cluster `ray.init`
+    starts, its token in ~/.ray/auth_token), and a client must turn it on too before it
+    connects: `ray.init` does so itself only when it finds a local cluster on its own, never
+    for an address it is given, as the stack's is. Ray 2.60 has no public way to do this once
+    `ray` is imported: the documented switch, RAY_AUTH_MODE=token, is read once, when `ray` is
+    imported, and setting it later changes nothing (tried). So the one private call stays,
+    here alone; it respects RAY_AUTH_MODE when the user set it.
+    """
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def start_ray(cfg: PinstreamConfig) -> None:

@@ -186,7 +186,8 @@ def test_limits_and_unknown_fields_get_422(api: Api, body: dict) -> None:
 def test_metrics_reach_prometheus(api: Api) -> None:
     """Ray's metrics agent exports them (prefixed `ray_`) within its report interval."""
     assert api.post({"text": "sofa", "k": 3}).status_code == 200
-    port = ray._private.worker.global_worker.node.metrics_export_port
+    node = ray.get_runtime_context().get_node_id()
+    port = next(n["MetricsExportPort"] for n in ray.nodes() if n["NodeID"] == node)
     wanted = {
         "ray_pinstream_requests_total": ('endpoint="/v1/search"', 'status="200"'),
         "ray_pinstream_requests_total{": ('status="401"',),

@@ -9,14 +9,10 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import PinstreamConfig, ServeConfig
+from serve.generation import ENCODER_DEPLOYMENT, INGRESS_DEPLOYMENT, shard_deployment_name
 from serve.ingress import Ingress
 from serve.query_encoder import QueryEncoder
 from serve.shard_replica import ShardReplica
-
-
-def shard_deployment_name(shard: int) -> str:
-    """The Serve deployment name of a shard."""
-    return f"shard-{shard}"
 
 
 def shard_scaling(settings: ServeConfig) -> dict[str, Any]:
@@ -33,7 +29,7 @@ def build_app(cfg: PinstreamConfig) -> Application:
     encoder, shards = _generation_deployments(cfg)
     settings = cfg.serve
     ingress = serve.deployment(
-        name="ingress",
+        name=INGRESS_DEPLOYMENT,
         num_replicas=1,
         max_ongoing_requests=settings.ingress_max_ongoing_requests,
         ray_actor_options={"num_cpus": settings.ingress_num_cpus},
@@ -75,7 +71,7 @@ def _generation_deployments(cfg: PinstreamConfig) -> tuple[Application, list[App
         for shard in range(cfg.shards.count)
     ]
     encoder = serve.deployment(
-        name="query-encoder",
+        name=ENCODER_DEPLOYMENT,
         num_replicas=1,
         # Enough requests in flight to fill a batch, and the next one while it runs.
         max_ongoing_requests=2 * settings.encoder_max_batch_size,

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from shards.shard_state import ShardState
+from shards.shard_state import Hits, ShardState
 
-Hits = list[list[dict[str, Any]]]
 # How much deeper each retry looks when a board filter left fewer than k hits.
 GROWTH = 4
 
@@ -40,12 +39,12 @@ class SearchFilter:
 
 
 def filtered_search(
-    search: Callable[[np.ndarray, int], Hits],
+    search: Callable[[np.ndarray, int], list[Hits]],
     queries: np.ndarray,
     k: int,
     keep: SearchFilter,
     live: Callable[[], int],
-) -> Hits:
+) -> list[Hits]:
     """Top-k hits per query that pass `keep`, best first; fewer only when fewer pass.
 
     `search(queries, n)` returns the top-n unfiltered hits per query and `live()` the number
@@ -74,12 +73,12 @@ def search_state(
     k: int,
     keep: SearchFilter | None = None,
     exact: bool = False,
-) -> Hits:
+) -> list[Hits]:
     """A shard's top-k per query vector, best first, among the pins that pass `keep`;
     exact=True searches by brute force (the oracle of the online recall monitor)."""
     queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
 
-    def search(queries: np.ndarray, n: int) -> Hits:
+    def search(queries: np.ndarray, n: int) -> list[Hits]:
         return state.search(queries, n, exact=exact)
 
     if keep is None or keep.is_empty:

@@ -10,7 +10,6 @@ A shard that does not answer in time, or whose replica is gone, is left out of a
 """
 
 import asyncio
-import heapq
 import logging
 import time
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from conf.config import ServeConfig
 from serve.exceptions import PinNotIndexed, ShardUnavailable
 from serve.filters import SearchFilter
 from serve.metrics import IngressMetrics
+from shards.shard_state import Hits
+from shards.top_k import merge_top_k
 from streams.routing import shard_of
 
 log = logging.getLogger(__name__)
 
-Hits = list[dict[str, Any]]
 
 # What a shard call raises when the shard did not answer: a timeout (asyncio's, or Ray's
 # GetTimeoutError: both are TimeoutError), a replica that died or cannot be reached
@@ -73,9 +73,10 @@ class GenerationClient:
         """Merged top-k over every shard that answered, and the shards that did not."""
         answers, missing = await self.fan_out("search", vector, k, keep, exact)
         hits = [hit for per_shard in answers.values() for hit in per_shard[0]]
-        if self.metric == "ip":
-            return heapq.nlargest(k, hits, key=lambda h: h["score"]), missing
-        return heapq.nsmallest(k, hits, key=lambda h: h["score"]), missing
+        scores = np.array([[hit["score"] for hit in hits]], dtype=np.float32).reshape(1, -1)
+        positions = np.arange(len(hits), dtype=np.int64).reshape(1, -1)
+        _, best = merge_top_k([(scores, positions)], 1, k, self.metric)
+        return [hits[i] for i in best[0].tolist() if i >= 0], missing
 
     async def get(self, pin_id: str) -> dict[str, Any]:
         """The indexed pin with its vector; PinNotIndexed when absent, ShardUnavailable when
@@ -147,6 +148,16 @@ class Answer:
     def top_score(self) -> float | None:
         """The best hit's score, None without hits."""
         return self.hits[0]["score"] if self.hits else None
+
+
+# The deployments of a pinstream Serve application: the one source of their names.
+INGRESS_DEPLOYMENT = "ingress"
+ENCODER_DEPLOYMENT = "query-encoder"
+
+
+def shard_deployment_name(shard: int) -> str:
+    """The Serve deployment name of a shard."""
+    return f"shard-{shard}"
 
 
 def generation_app_name(app_name: str, generation: str) -> str:

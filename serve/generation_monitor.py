@@ -7,8 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from serve.generation import Hits, recall_at_k
+from serve.generation import recall_at_k
 from serve.metrics import IngressMetrics
+from shards.shard_state import Hits
 
 
 @dataclass

@@ -35,7 +35,13 @@ from serve.api_models import (
 from serve.auth import api_keys
 from serve.exceptions import GenerationNotServed, InvalidQuery, PinNotIndexed, ShardUnavailable
 from serve.filters import SearchFilter
-from serve.generation import Answer, GenerationClient, generation_app_name
+from serve.generation import (
+    ENCODER_DEPLOYMENT,
+    Answer,
+    GenerationClient,
+    generation_app_name,
+    shard_deployment_name,
+)
 from serve.generation_monitor import GenerationMonitor
 from serve.http_api import create_api
 from serve.metrics import IngressMetrics
@@ -279,9 +285,9 @@ class Ingress:
 
     def _remote_client(self, generation: str) -> GenerationClient:
         app_name = generation_app_name(self.cfg.serve.app_name, generation)
-        encoder = serve.get_deployment_handle("query-encoder", app_name=app_name)
+        encoder = serve.get_deployment_handle(ENCODER_DEPLOYMENT, app_name=app_name)
         shards = [
-            serve.get_deployment_handle(f"shard-{shard}", app_name=app_name)
+            serve.get_deployment_handle(shard_deployment_name(shard), app_name=app_name)
             for shard in range(self.cfg.shards.count)
         ]
         return self._client(generation, encoder, shards)

@@ -27,7 +27,7 @@ from serve.freshness import FreshnessTracker
 from shards.exceptions import SnapshotError
 from shards.log_follower import LogFollower, resume
 from shards.readiness import CatchUp
-from shards.shard_state import ShardState
+from shards.shard_state import Hits, ShardState
 from shards.snapshot import list_snapshots
 from streams.events import now_ms
 from streams.kafka_io import assigned_consumer
@@ -200,7 +200,7 @@ class ShardReplica:
 
     def search(
         self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
-    ) -> list[list[dict[str, Any]]]:
+    ) -> list[Hits]:
         """Top-k per query vector, best first; with a filter, the top-k that pass it;
         exact=True by brute force (for the online recall monitor)."""
         return search_state(self.state, vectors, k, keep, exact)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from conf.config import PinstreamConfig
+from conf.config import PinstreamConfig, higher_is_better
 from conf.errors import StorageError
 from conf.storage import replace_file, resolve_uri
 from serve.exceptions import ServeError
@@ -78,7 +78,9 @@ class TrafficPolicy:
         if top_score is None:
             return True
         return (
-            top_score < self.fallback_below if metric == "ip" else top_score > self.fallback_below
+            top_score < self.fallback_below
+            if higher_is_better(metric)
+            else top_score > self.fallback_below
         )
 
     def summary(self) -> dict[str, Any]:

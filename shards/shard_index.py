@@ -22,13 +22,14 @@ from typing import Any, Self
 import faiss
 import numpy as np
 
-from conf.config import ShardsConfig, higher_is_better
+from conf.config import ShardsConfig
 from shards.arrays import RESTORED_VERSION, check_ids, check_matrix, check_versions
 from shards.exceptions import CorruptSnapshot
 from shards.raw_vectors import SpillDir
 from shards.segments import GrowingSegment, SealedSegment
 from shards.shard_image import SegmentImage, ShardImage, read_config, read_image, save_image
 from shards.snapshot import LoadsSnapshots, Snapshot
+from shards.top_k import merge_top_k
 
 __all__ = ["ShardIndex", "ShardsConfig"]
 
@@ -63,7 +64,6 @@ class ShardIndex(LoadsSnapshots):
         self._idle = threading.Condition(self._lock)
         self._seals: dict[SealedSegment, Future[dict[str, int]]] = {}
         self._compaction: Future[dict[str, int]] | None = None
-        self._pad_score = np.float32(-np.inf if higher_is_better(config.metric) else np.inf)
 
     @property
     def config(self) -> ShardsConfig:
@@ -435,28 +435,7 @@ class ShardIndex(LoadsSnapshots):
         self, parts: list[tuple[np.ndarray, np.ndarray]], m: int, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of per-segment results (ids are unique across segments), padded to k."""
-        if not parts:
-            return (
-                np.full((m, k), self._pad_score, dtype=np.float32),
-                np.full((m, k), -1, dtype=np.int64),
-            )
-        if len(parts) == 1:
-            scores, ids = parts[0]
-        else:
-            scores = np.concatenate([p[0] for p in parts], axis=1)
-            ids = np.concatenate([p[1] for p in parts], axis=1)
-        scores = scores.astype(np.float32, copy=False)
-        scores[ids < 0] = self._pad_score
-        if len(parts) > 1:
-            ranking = -scores if higher_is_better(self._config.metric) else scores
-            order = np.argsort(ranking, axis=1, kind="stable")[:, :k]
-            scores = np.take_along_axis(scores, order, axis=1)
-            ids = np.take_along_axis(ids, order, axis=1)
-        if ids.shape[1] < k:
-            missing = k - ids.shape[1]
-            scores = np.pad(scores, ((0, 0), (0, missing)), constant_values=self._pad_score)
-            ids = np.pad(ids, ((0, 0), (0, missing)), constant_values=-1)
-        return scores, ids
+        return merge_top_k(parts, m, k, self._config.metric)
 
     def _stamp(self, versions: np.ndarray | None, n: int) -> np.ndarray:
         """Return the versions of a call's rows, stamping unversioned rows above all seen."""

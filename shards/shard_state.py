@@ -33,6 +33,11 @@ _PINS_SCHEMA = pa.schema(
 )
 
 
+# One query's hits, best first: dicts with pin_id, score, title and board. The one hits type
+# of pinstream: shards return a list of them per query, the ingress merges them.
+Hits = list[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class PinInfo:
     """What the API returns about an indexed pin besides its score."""
@@ -84,9 +89,7 @@ class ShardState(LoadsSnapshots):
                 else:
                     self._pins.pop(key, None)
 
-    def search(
-        self, queries: np.ndarray, k: int, exact: bool = False
-    ) -> list[list[dict[str, Any]]]:
+    def search(self, queries: np.ndarray, k: int, exact: bool = False) -> list[Hits]:
         """Top-k per query vector, best first: dicts with pin_id, score, title, board
         (exact=True: by brute force over every live vector, see ShardIndex.exact_search)."""
         with self._lock:

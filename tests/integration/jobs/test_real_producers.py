@@ -19,19 +19,10 @@ from streams.events import PinEvent, encode_pin_event
 from streams.kafka_io import assigned_consumer, committed_offsets, drain
 from streams.synthetic import PinGenerator, malformed_events
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
+from tests.integration.jobs.test_ingest_faults import workload
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 Record = tuple[bytes | None, bytes | None]
-
-
-def pin_events(prefix: str, count: int) -> list[PinEvent]:
-    """Upserts, updates of a tenth and deletes of another tenth, in produce order per pin."""
-    generator = PinGenerator(seed=31, id_prefix=prefix)
-    pins = generator.pins(count)
-    events = [p.event for p in pins]
-    events += [generator.updated(p).event for p in pins[: count // 10]]
-    events += [generator.delete(p.event.pin_id) for p in pins[count // 10 : count // 5]]
-    return events
 
 
 def as_record(event: PinEvent) -> Record:
@@ -90,7 +81,7 @@ def test_every_codec_from_several_producers_at_once_with_poison_in_the_middle(
 ) -> None:
     """Ten producers at once (librdkafka and kafka-python, each codec), each owning its pins
     so their order holds; malformed records mixed into every stream go to the DLQ."""
-    events = pin_events("codec", 300)
+    events = workload("codec", 300)
     writers = [(library, codec) for library in ("librdkafka", "kafka-python") for codec in CODECS]
     per_writer: list[list[Record]] = [[] for _ in writers]
     for event in events:

@@ -41,3 +41,9 @@ def test_ties_keep_the_earlier_list_first() -> None:
 def test_mismatched_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="must both be"):
         merge_top_k([(np.zeros((2, 3)), np.zeros((2, 2), dtype=np.int64))], 2, 1, "ip")
+
+
+def test_one_unsorted_list_comes_out_sorted() -> None:
+    scores = np.array([[0.1, 0.7, 0.4]], dtype=np.float32)
+    _, ids = merge_top_k([(scores, np.array([[1, 2, 3]]))], 1, 5, "ip")
+    assert ids.tolist() == [[2, 3, 1, -1, -1]]

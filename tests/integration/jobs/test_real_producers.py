@@ -54,8 +54,11 @@ def produce_librdkafka(producer: Producer, topic: str, records: list[Record]) ->
         headers = [("source", b"librdkafka"), ("seq", str(i).encode())] if i % 2 else None
         producer.produce(topic, key=key, value=value, headers=headers, on_delivery=check)
         producer.poll(0)
-    assert producer.flush(30) == 0
-    assert not failed, failed
+    try:
+        assert producer.flush(30) == 0
+        assert not failed, failed
+    finally:
+        producer.close()  # else it lingers, reconnecting to a broker the session stops
 
 
 def produce_kafka_python(cfg: PinstreamConfig, codec: str, records: list[Record]) -> None:
@@ -147,6 +150,7 @@ def test_aborted_transactions_are_not_indexed_and_commits_pass_their_markers(
             producer.commit_transaction(30)
         else:
             producer.abort_transaction(30)
+    producer.close()
 
     stats = IngestJob(cfg, idle_stop_s=3.0).run()
 

@@ -96,12 +96,14 @@ class Embedder:
         vectors, reasons = encode_isolating(
             self.encoder.encode, [texts[i] for i in with_text], self.encoder.dim
         )
-        errors = records.column("error").to_pylist()
+        embedded = np.array([reason is None for reason in reasons], dtype=bool)
         present = np.zeros(len(texts), dtype=bool)
+        present[with_text] = embedded
+        errors = records.column("error").to_pylist()
         for i, reason in zip(with_text, reasons, strict=True):
-            present[i] = reason is None
-            errors[i] = reason if reason is not None else errors[i]
-        kept = vectors[[j for j, reason in enumerate(reasons) if reason is None]]
+            if reason is not None:
+                errors[i] = reason
+        kept = vectors[embedded]
         records = records.set_column(
             records.schema.get_field_index("error"), "error", pa.array(errors, pa.string())
         )

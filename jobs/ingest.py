@@ -192,12 +192,17 @@ class IngestJob:
                 committer, cfg.topics.pins, start, [embeddings, dead_letters], self._client
             )
             self._commit(checkpoint, force=True)
-            self._consume(build_pipeline(cfg, start, self.idle_stop_s), checkpoint, committer)
+            pipeline = build_pipeline(cfg, start, self.idle_stop_s)
+            self._consume(pipeline, checkpoint, committer, embeddings, dead_letters)
 
-    def _consume(self, pipeline, checkpoint: Checkpoint, committer: KafkaConsumer) -> None:
-        embeddings, dead_letters = checkpoint.sinks
-        assert isinstance(embeddings, EmbeddingsLogWriter)
-        assert isinstance(dead_letters, DeadLetterWriter)
+    def _consume(
+        self,
+        pipeline,
+        checkpoint: Checkpoint,
+        committer: KafkaConsumer,
+        embeddings: EmbeddingsLogWriter,
+        dead_letters: DeadLetterWriter,
+    ) -> None:
         last_progress = last_commit = last_records = time.monotonic()
         for polls in pipeline.iter_batches(
             batch_size=None, batch_format="pyarrow", prefetch_batches=0

@@ -135,15 +135,12 @@ class Ingress:
             for generation, (other, gone) in zip(policy.generations[1:], rest, strict=True)
         }
         ingest = await asyncio.to_thread(read_health, self.cfg.storage.root)
-        ingest_summary = ingest.summary() if ingest is not None else None
-        ingesting = ingest_summary is None or (
-            ingest_summary["state"] in ("starting", "running") and not ingest_summary["stale"]
-        )
+        ingesting = ingest is None or ingest.flowing()
         body = {
             # Queries are answered while ingest retries: the code says whether they are,
             # `status` and `ingest` whether new pins still arrive.
             "status": "ok" if not missing and ingesting else "degraded",
-            "ingest": ingest_summary,
+            "ingest": ingest.summary() if ingest is not None else None,
             "generation": policy.primary,
             "pins": sum(a["pins"] for a in answers.values()),
             "shards": [answers[s] for s in sorted(answers)],

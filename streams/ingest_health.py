@@ -36,11 +36,18 @@ class IngestHealth:
     dead_letters: int = 0
     committed: dict[int, int] = field(default_factory=dict)
 
+    def stale(self, now: float | None = None) -> bool:
+        """True when a job that is not stopped has not reported for STALE_AFTER_S."""
+        now = time.time() if now is None else now
+        return self.state != "stopped" and now - self.updated > STALE_AFTER_S
+
+    def flowing(self) -> bool:
+        """Whether new pins still arrive: the job is starting or running, and reporting."""
+        return self.state in ("starting", "running") and not self.stale()
+
     def summary(self, now: float | None = None) -> dict[str, Any]:
         """The document as JSON, with `stale: true` when the job stopped reporting."""
-        now = time.time() if now is None else now
-        stale = self.state != "stopped" and now - self.updated > STALE_AFTER_S
-        return {**asdict(self), "stale": stale}
+        return {**asdict(self), "stale": self.stale(now)}
 
 
 def write_health(root: str, health: IngestHealth) -> None:

@@ -237,7 +237,7 @@ class LazyProducer:
         try:
             self._sent.append(self._producer.send(topic, **record))
         except KafkaError as exc:  # buffer full past max_block_ms, metadata unavailable
-            self._discard()
+            self.close()
             raise DeliveryFailed(f"cannot send to {topic}: {exc}") from exc
 
     @property
@@ -258,25 +258,20 @@ class LazyProducer:
         try:
             self._producer.flush(timeout=self.client.flush_timeout_s)
         except KafkaError as exc:
-            self._discard()
+            self.close()
             raise DeliveryFailed(f"{len(sent)} records not acked in time: {exc}") from exc
         failed = [f for f in sent if not f.is_done or f.failed()]
         if failed:
-            self._discard()
+            self.close()
             first = failed[0].exception if failed[0].is_done else "no answer"
             raise DeliveryFailed(f"{len(failed)} of {len(sent)} records not written: {first}")
         return len(sent)
 
-    def _discard(self) -> None:
-        """Close a failed producer within the close timeout; the next send makes a new one."""
+    def close(self) -> None:
+        """Close the producer within the close timeout, abandoning what the broker did not
+        take by then (and the futures not checked); the next send makes a new one."""
         producer, self._producer = self._producer, None
         self._sent = []
-        if producer is not None:
-            close_producer(producer, self.client.close_timeout_s)
-
-    def close(self) -> None:
-        """Close the producer, waiting at most the close timeout for unsent records."""
-        producer, self._producer = self._producer, None
         if producer is not None:
             close_producer(producer, self.client.close_timeout_s)
 

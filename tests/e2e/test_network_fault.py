@@ -16,11 +16,11 @@ import requests
 import yaml
 
 from streams.kafka_io import ensure_topics
-from streams.local_broker import LocalBroker, free_loopback_port
+from streams.local_broker import free_loopback_port
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 from tests.e2e.up_process import UpProcess
-from tests.integration.tcp_proxy import TcpProxy
+from tests.integration.tcp_proxy import TcpProxy, broker_behind_proxy
 from tests.waiting import wait_until
 
 OUTAGE_S = 8.0  # > broker.delivery_timeout_ms below
@@ -28,14 +28,9 @@ RESUME_BOUND_S = 90.0  # heal -> every pin searchable, 100 of them produced afte
 
 
 @pytest.fixture
-def proxied(tmp_path: Path) -> Iterator[tuple[TcpProxy, str]]:
-    broker_port = free_loopback_port()
-    proxy = TcpProxy(broker_port).start()
-    try:
-        with LocalBroker(port=broker_port, advertised_port=proxy.port) as broker:
-            yield proxy, broker.bootstrap
-    finally:
-        proxy.close()
+def proxied() -> Iterator[tuple[TcpProxy, str]]:
+    with broker_behind_proxy() as (proxy, broker):
+        yield proxy, broker.bootstrap
 
 
 def test_the_stack_rides_out_a_broker_outage(proxied: tuple[TcpProxy, str], tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from ray import serve
 from conf.config import PinstreamConfig, load_config
 from jobs.stack import create_topics
 from streams.local_broker import LocalBroker, free_loopback_port
-from tests.integration.tcp_proxy import TcpProxy
+from tests.integration.tcp_proxy import TcpProxy, broker_behind_proxy
 
 
 @pytest.fixture(scope="session")
@@ -24,15 +24,9 @@ def broker() -> Iterator[LocalBroker]:
 
 @pytest.fixture(scope="session")
 def proxied_broker() -> Iterator[tuple[TcpProxy, LocalBroker]]:
-    """A second broker behind a loopback TCP proxy that it advertises: every client's
-    traffic goes through the proxy, where the tests inject network faults."""
-    broker_port = free_loopback_port()
-    proxy = TcpProxy(broker_port).start()
-    try:
-        with LocalBroker(port=broker_port, advertised_port=proxy.port) as running:
-            yield proxy, running
-    finally:
-        proxy.close()
+    """A second broker, behind a loopback TCP proxy (see tests/integration/tcp_proxy.py)."""
+    with broker_behind_proxy() as running:
+        yield running
 
 
 # Client deadlines of seconds, so an outage longer than the delivery timeout lasts seconds.

@@ -12,8 +12,11 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from types import TracebackType
+
+from streams.local_broker import LocalBroker, free_loopback_port
 
 
 class TcpProxy:
@@ -101,6 +104,19 @@ class TcpProxy:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextmanager
+def broker_behind_proxy() -> Iterator[tuple[TcpProxy, LocalBroker]]:
+    """A local broker that advertises a proxy in front of it: every client's traffic goes
+    through the proxy, where a test injects network faults."""
+    broker_port = free_loopback_port()
+    proxy = TcpProxy(broker_port).start()
+    try:
+        with LocalBroker(port=broker_port, advertised_port=proxy.port) as broker:
+            yield proxy, broker
+    finally:
+        proxy.close()
 
 
 def _reset(sock: socket.socket) -> None:

@@ -11,10 +11,9 @@ import time
 from conf.config import PinstreamConfig
 from jobs.ingest import IngestJob
 from streams.ingest_health import read_health
-from streams.kafka_io import committed_offsets
 from streams.producer import PinProducer
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
-from tests.integration.jobs.test_ingest_faults import workload
+from tests.integration.jobs.test_ingest_faults import committed_total, workload
 from tests.integration.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
@@ -22,11 +21,6 @@ OUTAGE_S = 8.0  # > broker.delivery_timeout_ms of the `faulty` config: every wri
 # After the network heals, ingest is back within: a backoff (2 s), a failed client's
 # request timeout (2 s), and a new pipeline's start (the encoder loads again, ~10 s here).
 RESUME_BOUND_S = 60.0
-
-
-def committed_total(cfg: PinstreamConfig) -> int:
-    offsets = committed_offsets(cfg.broker.bootstrap, cfg.ingest.consumer_group, cfg.topics.pins)
-    return sum(offsets.values())
 
 
 def run_in_background(job: IngestJob) -> threading.Thread:

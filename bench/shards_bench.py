@@ -160,7 +160,7 @@ def bench_rows(data: Data, rows: np.ndarray) -> pa.Table:
 def direct_index(index: ShardIndex, config: ShardsConfig) -> tuple[Any, Any, bool]:
     """A copy of the shard's one sealed FAISS index, search parameters equal to its own, and
     whether the shard reranks its results."""
-    (segment,) = index.image().segments
+    (segment,) = [part.segment for part in index.image().segments]
     base = faiss.deserialize_index(faiss.serialize_index(segment.index))
     ivf = faiss.try_extract_index_ivf(base)
     params = None

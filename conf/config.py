@@ -103,6 +103,8 @@ class ShardsConfig:
     compact_dead_fraction: compaction starts in the background once this fraction of the
         vectors in sealed segments is dead (deleted or replaced); 1.0 waits until all are.
     snapshot_interval_s, snapshots_keep: the stack's sealer (0 = off) and snapshots kept.
+    key_bits: bits of a pin's hashed key (63). Two pins whose keys collide still get
+        separate entries (shards/shard_state.py); lower it only to test that.
     """
 
     count: int = 2
@@ -116,6 +118,7 @@ class ShardsConfig:
     compact_dead_fraction: float = 0.2
     snapshot_interval_s: float = 30.0
     snapshots_keep: int = 3
+    key_bits: int = 63
 
     def __post_init__(self) -> None:
         for name in ("count", "dim", "growing_limit", "nprobe", "ef_search", "snapshots_keep"):
@@ -133,6 +136,9 @@ class ShardsConfig:
             raise ValueError(f"compact_dead_fraction must be in (0, 1], got {fraction!r}")
         if self.snapshot_interval_s < 0:
             raise ValueError(f"snapshot_interval_s must be >= 0, got {self.snapshot_interval_s}")
+        _positive_int("key_bits", self.key_bits)
+        if self.key_bits > MAX_KEY_BITS:
+            raise ValueError(f"key_bits must be <= {MAX_KEY_BITS}, got {self.key_bits}")
         _check_factory(self.sealed_index, self.dim, self.metric)
 
     @property
@@ -144,6 +150,7 @@ class ShardsConfig:
 # faiss's METRIC_INNER_PRODUCT and METRIC_L2 (faiss/MetricType.h); faiss itself is imported
 # only by _check_factory, when a config is built.
 _METRICS = {"ip": 0, "l2": 1}
+MAX_KEY_BITS = 63  # FAISS ids are int64 >= 0
 
 
 def _positive_int(name: str, value: Any) -> None:

@@ -1,13 +1,15 @@
 """The sealed index configs pinstream ships, and what each costs per stored vector."""
 
-import faiss
+import os
 
 from conf.config import Metric, ShardsConfig
 from shards.shard_index import ShardIndex
 
-# Bytes a sealed segment keeps per vector besides its FAISS index: the int64 id at each
-# position and the bool dead mask.
-SEGMENT_BOOKKEEPING_BYTES = 8 + 1
+# Resident bytes per stored vector besides its FAISS index: the key table row (id, version,
+# owner: int64; slot, position: int32) and the segment's arrays by position (int64 id, int32
+# tag, bool dead mask, int32 tag posting).
+KEY_ROW_BYTES = 8 + 8 + 8 + 4 + 4
+SEGMENT_BOOKKEEPING_BYTES = 8 + 4 + 1 + 4
 
 
 def shipped_configs(dim: int, metric: Metric = "ip") -> dict[str, ShardsConfig]:
@@ -28,26 +30,33 @@ def shipped_configs(dim: int, metric: Metric = "ip") -> dict[str, ShardsConfig]:
 
 
 def bytes_per_vector(index: ShardIndex) -> dict[str, float]:
-    """Per vector stored in sealed segments: memory of the FAISS indexes and bookkeeping,
-    local disk for raw vectors of lossy indexes, and flat float32 for comparison.
+    """Per vector stored in sealed segments: the FAISS index (its file: codes, ids, IVF direct
+    map), the resident bookkeeping beside it (key table, segment arrays), on local disk the raw
+    vectors of lossy indexes and the payload, and flat float32 for comparison.
 
-    The FAISS size is the serialized size (what the index holds in memory, give or take
-    allocator slack). Per-id versions and the id -> segment map are per live id whatever the
-    config, so they are left out.
+    Sealed FAISS indexes are mapped from their spill files (shards/spill.py), so their size
+    is page cache that the kernel may evict, not anonymous memory.
     """
     image = index.image()
-    sealed = [segment for segment in image.segments if segment.sealed]
-    stored = sum(len(segment.ids) for segment in sealed)
+    sealed = [part.segment for part in image.segments if part.segment.sealed]
+    stored = sum(segment.n for segment in sealed)
     if stored == 0:
         raise ValueError("no sealed segment to measure: seal() first")
-    index_bytes = sum(faiss.serialize_index(segment.index).size for segment in sealed)
+    index_bytes = sum(os.path.getsize(segment.files["index"].path) for segment in sealed)
     raw_bytes = sum(segment.raw.array.nbytes for segment in sealed if segment.raw is not None)
-    memory = index_bytes / stored + SEGMENT_BOOKKEEPING_BYTES
+    payload_bytes = sum(
+        os.path.getsize(segment.files["payload"].path)
+        for segment in sealed
+        if "payload" in segment.files
+    )
+    bookkeeping = KEY_ROW_BYTES + SEGMENT_BOOKKEEPING_BYTES
     flat = 4.0 * index.config.dim
     return {
         "faiss_index": index_bytes / stored,
-        "memory": memory,
+        "bookkeeping": float(bookkeeping),
+        "memory": index_bytes / stored + bookkeeping,
         "disk_raw": raw_bytes / stored,
+        "disk_payload": payload_bytes / stored,
         "flat_float32": flat,
-        "memory_vs_flat": flat / memory,
+        "memory_vs_flat": flat / (index_bytes / stored + bookkeeping),
     }

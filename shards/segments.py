@@ -1,106 +1,68 @@
 """A shard's segments: the exact, mutable growing segment and immutable sealed segments.
 
-A sealed segment holds vectors by position (the FAISS labels), the id at each position and a
-dead mask. Replacing or deleting an id that lives in it only marks its position dead; searches
-filter dead positions inside FAISS through an IDSelectorBitmap, and compaction drops them.
+A segment holds vectors by position (the FAISS labels) and, in numpy arrays aligned with
+positions, the id at each position, a tag (a dictionary-encoded group such as a board) and a
+dead mask; optionally a payload table (what the API returns about each vector) with one row
+per position. Replacing or deleting an id that lives in a segment only marks its position
+dead; searches filter dead positions inside FAISS through an IDSelectorBitmap, and compaction
+drops them.
+
+A filtered search never searches deeper and deeper: the positions that pass the filter come
+from the segment's tag postings (positions grouped by tag) in O(matches); when they are
+fewer than an unfiltered search would scan, they alone are scored exactly, otherwise they
+become the IDSelector of one FAISS search. A filter matching nothing costs nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import faiss
 import numpy as np
+import pyarrow as pa
 
 from conf.config import ShardsConfig, higher_is_better
-from shards.raw_vectors import RawVectors, SpillDir
 from shards.sealing import build_index, is_lossless, search_params
+from shards.spill import (
+    RawVectors,
+    SpillDir,
+    SpillFile,
+    npy_sha256,
+    segment_digest,
+    write_index,
+    write_payload,
+)
+
+# HNSW visits about this many vectors per unit of ef_search: the scan budget of a filter.
+HNSW_VISITS_PER_EF = 16
+_NO_POSITIONS = np.empty(0, dtype=np.int64)
 
 
-class GrowingSegment:
-    """Exact, mutable FAISS segment that new writes go to; ids in it are unique."""
+@dataclass(frozen=True)
+class Selection:
+    """Which vectors a search may return: tags in `tags` (None = any), positions not excluded.
 
-    def __init__(self, config: ShardsConfig) -> None:
-        # The flat index is kept as its own Python object so that it survives freeze().
-        self._flat = faiss.IndexFlat(config.dim, config.metric_type)
-        # IndexIDMap2 (not IndexIDMap) so a stored vector can be read back by id.
-        self._index = faiss.IndexIDMap2(self._flat)
-
-    def __len__(self) -> int:
-        return int(self._index.ntotal)
-
-    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Append vectors under ids not in this segment."""
-        self._index.add_with_ids(vectors, keys)
-
-    def discard(self, keys: np.ndarray) -> None:
-        """Remove the vectors of ids held here."""
-        if keys.size:
-            self._index.remove_ids(faiss.IDSelectorBatch(keys))
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k (k <= len(self)): scores and ids."""
-        scores, keys = self._index.search(queries, k)
-        return scores, keys
-
-    def vector(self, key: int) -> np.ndarray:
-        """A copy of the stored vector of an id held here."""
-        return np.asarray(self._index.reconstruct(key), dtype=np.float32)
-
-    def ids(self) -> np.ndarray:
-        """The ids held, in position order."""
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
-
-    def vectors(self) -> np.ndarray:
-        """A copy of the stored vectors, in position order."""
-        return self._flat.reconstruct_n(0, len(self))
-
-    def freeze(self) -> SealedSegment:
-        """Hand the vectors over, unchanged, as an exact frozen segment; stop using self after."""
-        return SealedSegment(self.ids(), self._flat, raw=None, sealed=False)
-
-
-class SealedSegment:
-    """Immutable vectors by position, their ids and dead mask, and the index that searches them.
-
-    A frozen segment (sealed=False) is the growing segment's exact flat index waiting for its
-    sealed index to be built; it is searched exactly until then.
+    `excluded` are positions in the segment being searched (ShardIndex maps ids to them).
     """
 
-    def __init__(
-        self,
-        ids: np.ndarray,
-        index: faiss.Index,
-        raw: RawVectors | None,
-        *,
-        sealed: bool,
-        dead: np.ndarray | None = None,
-    ) -> None:
-        n = int(index.ntotal)
-        if ids.shape != (n,) or (dead is not None and dead.shape != (n,)):
-            raise ValueError(f"segment of {n} vectors got {ids.shape[0]} ids")
-        if raw is not None and len(raw) != n:
-            raise ValueError(f"segment of {n} vectors got {len(raw)} raw vectors")
-        self.ids = ids
-        self.index = index
-        self.raw = raw
-        self.sealed = sealed
-        self.dead = np.zeros(n, dtype=bool) if dead is None else dead.astype(bool)
-        self.n_dead = int(self.dead.sum())
-        self._order = np.argsort(ids, kind="stable")
-        self._sorted_ids = ids[self._order]
-        # Search parameters by (exhaustive, nprobe, ef_search), with the objects they point
-        # to (selector, packed live bits); rebuilt after positions die.
-        self._params: dict[tuple[bool, int, int], tuple[faiss.SearchParameters, list[object]]] = {}
+    tags: np.ndarray | None = None
+    excluded: np.ndarray = field(default_factory=lambda: _NO_POSITIONS)
 
-    @classmethod
-    def build(
-        cls, keys: np.ndarray, vectors: np.ndarray, config: ShardsConfig, spill: SpillDir
-    ) -> SealedSegment:
-        """Seal vectors under keys with the configured index, trained on these vectors."""
-        index = build_index(vectors, config.sealed_index, config.metric_type)
-        raw = None if is_lossless(index, vectors) else RawVectors.write(spill, vectors)
-        return cls(keys, index, raw, sealed=True)
+
+class Segment:
+    """Vectors by position with ids, tags, dead mask and payload; searched through `index`."""
+
+    ids: np.ndarray
+    tags: np.ndarray
+    dead: np.ndarray
+    index: faiss.Index
+    raw: RawVectors | None
+    payload: pa.Table | None
+    sealed: bool
+    n_dead: int
+    rows_examined: int  # vectors scored by filtered searches (the work a filter costs)
+    slot: int = -1  # the shard's number for this segment (its key table's slot column)
 
     @property
     def n(self) -> int:
@@ -112,66 +74,124 @@ class SealedSegment:
         """Vectors stored and not dead."""
         return self.n - self.n_dead
 
-    def positions(self, keys: np.ndarray) -> np.ndarray:
-        """Positions of ids stored here (every id must be)."""
-        slots = np.searchsorted(self._sorted_ids, keys)
-        if not np.array_equal(self._sorted_ids[np.minimum(slots, self.n - 1)], keys):
-            raise KeyError("some ids are not in this segment")
-        return self._order[slots]
-
-    def discard(self, keys: np.ndarray) -> None:
-        """Mark the vectors of ids held here dead."""
-        self.kill(self.positions(keys))
-
     def kill(self, positions: np.ndarray) -> None:
         """Mark positions dead."""
         if positions.size:
             self.dead[positions] = True
             self.n_dead = int(self.dead.sum())
-            self._params.clear()
+            self._params_changed()
 
     def vectors_at(self, positions: np.ndarray) -> np.ndarray:
         """The stored vectors at positions, exact (raw copies for lossy indexes)."""
         if self.raw is not None:
             return self.raw.take(positions)
-        if positions.size == 1:
-            # reconstruct_n works without an IVF direct map, unlike reconstruct.
-            return self.index.reconstruct_n(int(positions[0]), 1)
-        return self.index.reconstruct_n(0, self.n)[positions]
+        return np.asarray(self.index.reconstruct_batch(positions), dtype=np.float32)
 
-    def vector(self, key: int) -> np.ndarray:
-        """A copy of the stored vector of an id held here."""
-        return self.vectors_at(self.positions(np.array([key], dtype=np.int64)))[0]
+    def payload_at(self, positions: np.ndarray) -> pa.Table:
+        """Payload rows at positions, in that order."""
+        assert self.payload is not None, "this index keeps no payload"
+        return self.payload.take(pa.array(positions, pa.int64()))
+
+    def selected(self, selection: Selection) -> np.ndarray:
+        """Live positions that pass selection, sorted; O(matches) for a tag filter."""
+        if selection.tags is None:
+            positions = np.flatnonzero(~self.dead)
+        else:
+            codes, starts, order = self._postings()
+            at = np.searchsorted(codes, selection.tags)
+            at = at[(at < codes.size) & (codes[np.minimum(at, codes.size - 1)] == selection.tags)]
+            if at.size == 0:
+                return _NO_POSITIONS
+            positions = np.sort(np.concatenate([order[starts[i] : starts[i + 1]] for i in at]))
+            positions = positions[~self.dead[positions]]
+        if selection.excluded.size:
+            positions = positions[~np.isin(positions, selection.excluded)]
+        return positions.astype(np.int64, copy=False)
 
     def search(
-        self, queries: np.ndarray, k: int, config: ShardsConfig
+        self,
+        queries: np.ndarray,
+        k: int,
+        config: ShardsConfig,
+        selection: Selection | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-min(k, live) over live vectors: scores and ids, -1 where fewer were found.
+        """Top-min(k, passing) over live vectors that pass selection: scores and positions,
+        -1 where fewer were found."""
+        if selection is None:
+            want = min(k, self.n_live)
+            if want == 0:
+                return _empty_result(queries.shape[0])
+            return self._search_index(queries, want, config, None)
+        positions = self.selected(selection)
+        want = min(k, positions.size)
+        if want == 0:
+            return _empty_result(queries.shape[0])
+        if positions.size <= self.scan_budget(config):
+            self.rows_examined += positions.size * queries.shape[0]
+            return self.score_exactly(queries, positions, want, config.metric)
+        return self._search_index(queries, want, config, positions)
 
-        Filtered approximate search can find fewer live vectors than exist in the lists it
-        probes; those queries are searched again exhaustively, so every query gets
-        min(k, live) results.
-        """
-        want = min(k, self.n_live)
-        scores, labels = self._search(queries, want, config, exhaustive=False)
+    def score_exactly(
+        self, queries: np.ndarray, positions: np.ndarray, k: int, metric: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k among the vectors at positions: scores and positions."""
+        metric_type = faiss.METRIC_INNER_PRODUCT if higher_is_better(metric) else faiss.METRIC_L2
+        scores, rows = faiss.knn(queries, self.vectors_at(positions), k, metric=metric_type)
+        found = positions[np.maximum(rows, 0)]
+        found[rows < 0] = -1
+        return scores, found
+
+    def scan_budget(self, config: ShardsConfig) -> int:
+        """About how many vectors one unfiltered search of this segment scores."""
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            return self.n * min(config.nprobe, ivf.nlist) // ivf.nlist
+        if isinstance(faiss.downcast_index(self.index), faiss.IndexHNSW):
+            return config.ef_search * HNSW_VISITS_PER_EF
+        return self.n
+
+    def _search_index(
+        self,
+        queries: np.ndarray,
+        want: int,
+        config: ShardsConfig,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search over live positions (or `allowed` ones); rows left short by the
+        probed lists are searched again exhaustively, so every query gets `want` results."""
+        scores, labels = self._faiss_search(queries, want, config, allowed, exhaustive=False)
         # Results come best first, so a row is short exactly when its last slot is empty.
         short = labels[:, want - 1] < 0
         if short.any():
-            scores[short], labels[short] = self._search(
-                queries[short], want, config, exhaustive=True
+            scores[short], labels[short] = self._faiss_search(
+                queries[short], want, config, allowed, exhaustive=True
             )
-        keys = self.ids[labels]
-        keys[labels < 0] = -1
-        return scores, keys
+        return scores, labels
 
-    def _search(
-        self, queries: np.ndarray, want: int, config: ShardsConfig, *, exhaustive: bool
+    def _faiss_search(
+        self,
+        queries: np.ndarray,
+        want: int,
+        config: ShardsConfig,
+        allowed: np.ndarray | None,
+        *,
+        exhaustive: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
         rerank = self.raw is not None and config.rerank_factor > 0
-        fetch = min(want * config.rerank_factor, self.n_live) if rerank else want
-        scores, labels = self.index.search(
-            queries, fetch, params=self._search_params(config, exhaustive)
-        )
+        passing = self.n_live if allowed is None else allowed.size
+        fetch = min(want * config.rerank_factor, passing) if rerank else want
+        if allowed is None:
+            params = self._live_params(config, exhaustive)
+            scores, labels = self.index.search(queries, fetch, params=params)
+        else:
+            bits = np.zeros(self.n, dtype=bool)
+            bits[allowed] = True
+            packed = np.packbits(bits, bitorder="little")
+            selector = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(packed))
+            params, _keep = search_params(
+                self.index, selector, config.nprobe, config.ef_search, exhaustive=exhaustive
+            )
+            scores, labels = self.index.search(queries, fetch, params=params)
         if rerank:
             return self._rerank(queries, labels, want, config.metric)
         return scores, labels
@@ -202,7 +222,197 @@ class SealedSegment:
         order = np.argsort(ranking, axis=1, kind="stable")[:, :want]
         return np.take_along_axis(exact, order, axis=1), np.take_along_axis(labels, order, axis=1)
 
-    def _search_params(self, config: ShardsConfig, exhaustive: bool) -> faiss.SearchParameters:
+    def _live_params(self, config: ShardsConfig, exhaustive: bool) -> faiss.SearchParameters:
+        raise NotImplementedError
+
+    def _params_changed(self) -> None:
+        raise NotImplementedError
+
+    def _postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class GrowingSegment(Segment):
+    """Exact, mutable segment that new writes go to, up to `capacity` vectors."""
+
+    def __init__(
+        self, config: ShardsConfig, capacity: int, payload_schema: pa.Schema | None
+    ) -> None:
+        self.index = faiss.IndexFlat(config.dim, config.metric_type)
+        self.raw = None
+        self.sealed = False
+        self.n_dead = 0
+        self.rows_examined = 0
+        self._ids = np.empty(capacity, dtype=np.int64)
+        self._tags = np.empty(capacity, dtype=np.int32)
+        self._dead = np.zeros(capacity, dtype=bool)
+        self._schema = payload_schema
+        self._chunks: list[pa.Table] = []
+        self.payload = None
+        self._size = 0
+        self._views()
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def free(self) -> int:
+        """How many more vectors fit."""
+        return self._ids.size - self._size
+
+    def add(
+        self, keys: np.ndarray, vectors: np.ndarray, tags: np.ndarray, payload: pa.Table | None
+    ) -> np.ndarray:
+        """Append vectors (at most `free`); return their positions."""
+        start, end = self._size, self._size + keys.size
+        if end > self._ids.size:
+            raise ValueError(f"growing segment overflow: {end} > {self._ids.size}")
+        self.index.add(vectors)
+        self._ids[start:end] = keys
+        self._tags[start:end] = tags
+        if self._schema is not None:
+            assert payload is not None and payload.num_rows == keys.size
+            self._chunks.append(payload)
+        self._size = end
+        self._views()
+        return np.arange(start, end, dtype=np.int64)
+
+    def freeze(self) -> SealedSegment:
+        """Hand the vectors over, unchanged, as an exact frozen segment; stop using self after."""
+        return SealedSegment(
+            self.ids.copy(),
+            self.tags.copy(),
+            self.index,
+            raw=None,
+            payload=self._payload(),
+            sealed=False,
+            dead=self.dead.copy(),
+        )
+
+    def _views(self) -> None:
+        self.ids = self._ids[: self._size]
+        self.tags = self._tags[: self._size]
+        self.dead = self._dead[: self._size]
+
+    def payload_at(self, positions: np.ndarray) -> pa.Table:
+        """Payload rows at positions, in that order."""
+        payload = self._payload()
+        assert payload is not None, "this index keeps no payload"
+        return payload.take(pa.array(positions, pa.int64()))
+
+    def _payload(self) -> pa.Table | None:
+        if self._schema is None:
+            return None
+        if len(self._chunks) != 1:  # joined once per change, not per lookup
+            self._chunks = [pa.concat_tables(self._chunks or [self._schema.empty_table()])]
+        return self._chunks[0]
+
+    def _live_params(self, config: ShardsConfig, exhaustive: bool) -> faiss.SearchParameters:
+        params = faiss.SearchParameters()
+        if self.n_dead:
+            self._bits = np.packbits(~self.dead, bitorder="little")
+            self._selector = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(self._bits))
+            params.sel = self._selector
+        return params
+
+    def _params_changed(self) -> None:
+        pass
+
+    def _postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _postings(self.tags)
+
+
+class SealedSegment(Segment):
+    """Immutable vectors by position, their ids, tags, payload and dead mask, and the index
+    that searches them; the heavy parts live in spill files (shards/spill.py).
+
+    A frozen segment (sealed=False) is the growing segment's exact flat index waiting for its
+    sealed index to be built; it is searched exactly until then.
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        tags: np.ndarray,
+        index: faiss.Index,
+        raw: RawVectors | None,
+        payload: pa.Table | None,
+        *,
+        sealed: bool,
+        dead: np.ndarray | None = None,
+        files: dict[str, SpillFile] | None = None,
+    ) -> None:
+        n = int(index.ntotal)
+        if ids.shape != (n,) or tags.shape != (n,) or (dead is not None and dead.shape != (n,)):
+            raise ValueError(f"segment of {n} vectors got {ids.shape[0]} ids, {tags.shape} tags")
+        if raw is not None and len(raw) != n:
+            raise ValueError(f"segment of {n} vectors got {len(raw)} raw vectors")
+        if payload is not None and payload.num_rows != n:
+            raise ValueError(f"segment of {n} vectors got {payload.num_rows} payload rows")
+        self.ids = ids
+        self.tags = tags
+        self.index = index
+        self.raw = raw
+        self.payload = payload
+        self.sealed = sealed
+        self.files = dict(files or {})  # spill files by role: index, raw, payload
+        # What a snapshot's copy of this segment is recognised by (spill.segment_digest).
+        self.digest: str | None = None
+        self.dead = np.zeros(n, dtype=bool) if dead is None else dead.astype(bool)
+        self.n_dead = int(self.dead.sum())
+        self.rows_examined = 0
+        self._postings_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # Search parameters by (exhaustive, nprobe, ef_search), with the objects they point
+        # to (selector, packed live bits); rebuilt after positions die.
+        self._params: dict[tuple[bool, int, int], tuple[faiss.SearchParameters, list[object]]] = {}
+
+    @classmethod
+    def build(
+        cls,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        tags: np.ndarray,
+        payload: pa.Table | None,
+        config: ShardsConfig,
+        spill: SpillDir,
+    ) -> SealedSegment:
+        """Seal vectors under keys with the configured index, trained on these vectors; the
+        index, payload and (lossy indexes) raw vectors are written to spill and mapped."""
+        index = build_index(vectors, config.sealed_index, config.metric_type)
+        raw = None
+        files: dict[str, SpillFile] = {}
+        if is_lossless(index, vectors):
+            ivf = faiss.try_extract_index_ivf(index)
+            if ivf is not None:
+                ivf.make_direct_map()  # vectors_at by position without a raw copy
+        else:
+            raw = RawVectors.write(spill, vectors)
+            files["raw"] = raw.file
+        index, files["index"] = write_index(spill, index)
+        if payload is not None:
+            payload, files["payload"] = write_payload(spill, payload)
+        segment = cls(keys, tags, index, raw, payload, sealed=True, files=files)
+        segment.digest = segment_digest(files["index"].sha256(), npy_sha256(keys))
+        return segment
+
+    def sharing(self, dead: np.ndarray) -> SealedSegment:
+        """A segment with this one's immutable parts (index, files, ids, payload) and its own
+        dead mask: how a newer snapshot's copy of a held segment costs no memory again."""
+        twin = SealedSegment(
+            self.ids,
+            self.tags,
+            self.index,
+            self.raw,
+            self.payload,
+            sealed=self.sealed,
+            dead=dead,
+            files=self.files,
+        )
+        twin._postings_cache = self._postings_cache
+        twin.digest = self.digest
+        return twin
+
+    def _live_params(self, config: ShardsConfig, exhaustive: bool) -> faiss.SearchParameters:
         key = (exhaustive, config.nprobe, config.ef_search)
         if key not in self._params:
             selector, live_bits = None, None
@@ -215,3 +425,23 @@ class SealedSegment:
             )
             self._params[key] = (params, [*keep, live_bits])
         return self._params[key][0]
+
+    def _params_changed(self) -> None:
+        self._params.clear()
+
+    def _postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._postings_cache is None:
+            self._postings_cache = _postings(self.tags)
+        return self._postings_cache
+
+
+def _postings(tags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct tags, start of each in order, positions grouped by tag): tag postings."""
+    order = np.argsort(tags, kind="stable").astype(np.int32)
+    codes, counts = np.unique(tags[order], return_counts=True)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    return codes, starts, order
+
+
+def _empty_result(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.empty((m, 0), dtype=np.float32), np.empty((m, 0), dtype=np.int64)

@@ -1,13 +1,17 @@
 """One shard's vector index: versioned upserts and deletes over growing and sealed segments.
 
-Writes go to an exact growing segment. When it reaches `growing_limit` vectors it is frozen
+Writes go to an exact growing segment. When it holds `growing_limit` vectors it is frozen
 (still searched exactly) and a background worker seals it: builds the configured FAISS index
 from its live vectors, then swaps it in. An id is live in at most one segment; replacing or
 deleting an id held by a sealed segment marks its position dead there, and compaction
 rebuilds sealed segments without their dead vectors once enough of them are dead.
 
-The newest version seen for every id (live or deleted) is kept apart from the segments, so
-versions decide which write wins whatever segment holds the id.
+Per id, the newest version seen (live or deleted), the owner fingerprint of its pin and where
+its vector lives are rows of a KeyTable (numpy columns, shards/key_table.py): no Python object
+per vector. A deleted id's row is its tombstone: it makes an older upsert that arrives later
+lose. Tombstones are pruned when a snapshot is saved after an earlier snapshot held them:
+replays start from that earlier snapshot's log offsets or later, past the delete, so memory
+does not grow with the number of deletes ever made.
 """
 
 from __future__ import annotations
@@ -15,47 +19,78 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import faiss
 import numpy as np
+import pyarrow as pa
 
-from conf.config import ShardsConfig
+from conf.config import ShardsConfig, higher_is_better
 from shards.arrays import RESTORED_VERSION, check_ids, check_matrix, check_versions
 from shards.exceptions import CorruptSnapshot
-from shards.raw_vectors import SpillDir
-from shards.segments import GrowingSegment, SealedSegment
-from shards.shard_image import SegmentImage, ShardImage, read_config, read_image, save_image
+from shards.key_table import MISSING, TOMBSTONE, KeyTable
+from shards.segments import GrowingSegment, SealedSegment, Segment, Selection
+from shards.shard_image import (
+    GrowingImage,
+    SegmentImage,
+    ShardImage,
+    read_config,
+    read_image,
+    save_image,
+)
 from shards.snapshot import LoadsSnapshots, Snapshot
+from shards.spill import SpillDir
 from shards.top_k import merge_top_k
 
-__all__ = ["ShardIndex", "ShardsConfig"]
+__all__ = ["ShardIndex", "ShardsConfig", "Where"]
 
 log = logging.getLogger(__name__)
 
-Segment = GrowingSegment | SealedSegment
+# Vectors scored per block by exact_search: bounds its memory whatever the shard's size.
+EXACT_BLOCK = 16_384
+_NO_IDS = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A search filter: vectors whose tag is in `tags` (None = any), ids not in `exclude`."""
+
+    tags: np.ndarray | None = None
+    exclude: np.ndarray = field(default_factory=lambda: _NO_IDS)
+
+    @classmethod
+    def of(cls, tags: Iterable[int] | None = None, exclude: Iterable[int] = ()) -> Where:
+        """Build from any iterables of ints."""
+        codes = None if tags is None else np.unique(np.fromiter(tags, dtype=np.int64))
+        return cls(codes, np.unique(np.fromiter(exclude, dtype=np.int64)))
 
 
 class ShardIndex(LoadsSnapshots):
     """A shard's index: versioned upserts and deletes, top-k search over all segments.
 
-    Thread-safe. spill_dir is where lossy sealed segments keep their raw vectors (a private
-    temporary directory when None).
+    Thread-safe. spill_dir is where sealed segments keep their files (a private temporary
+    directory when None). payload_schema: the Arrow schema of the per-vector payload that
+    upserts carry (None: no payload).
     """
 
-    def __init__(self, config: ShardsConfig, spill_dir: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        config: ShardsConfig,
+        spill_dir: str | os.PathLike[str] | None = None,
+        payload_schema: pa.Schema | None = None,
+    ) -> None:
         self._config = config
+        self._payload_schema = payload_schema
         self._lock = threading.RLock()
         self._spill = SpillDir(spill_dir)
-        self._growing = GrowingSegment(config)
+        self._keys = KeyTable()
+        self._slots: dict[int, Segment] = {}
+        self._next_slot = 0
+        self._growing = self._new_growing()
         self._segments: list[SealedSegment] = []
-        # Where each live id's vector is; len(self._home) is the live count.
-        self._home: dict[int, Segment] = {}
-        # Newest version seen per id, live or deleted: a delete leaves its version here as a
-        # tombstone so an older upsert that arrives later is ignored.
-        self._versions: dict[int, int] = {}
         # Newest version seen for any id; writes without versions are stamped above it.
         self._clock = -1
         self._log_offsets: dict[int, int] = {}
@@ -71,6 +106,11 @@ class ShardIndex(LoadsSnapshots):
         return self._config
 
     @property
+    def payload_schema(self) -> pa.Schema | None:
+        """The schema of the payload upserts carry, or None."""
+        return self._payload_schema
+
+    @property
     def log_offsets(self) -> dict[int, int]:
         """Next embeddings-log offset per partition that this state does not cover yet."""
         with self._lock:
@@ -78,40 +118,63 @@ class ShardIndex(LoadsSnapshots):
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._home)
+            return self._growing.n_live + sum(s.n_live for s in self._segments)
 
     def __contains__(self, key: object) -> bool:
         """True when key is a live id."""
+        if not isinstance(key, int | np.integer) or isinstance(key, bool):
+            return False
         with self._lock:
-            return isinstance(key, int | np.integer) and int(key) in self._home
+            slots = self._keys.lookup("slots", np.array([key], dtype=np.int64), TOMBSTONE)
+            return bool(slots[0] >= 0)
 
-    def upsert(self, ids: Any, vectors: Any, versions: Any = None) -> int:
+    def upsert(
+        self,
+        ids: Any,
+        vectors: Any,
+        versions: Any = None,
+        *,
+        owners: Any = None,
+        tags: Any = None,
+        payload: pa.Table | None = None,
+    ) -> int:
         """Insert or replace vectors by id; return how many rows were applied.
 
         A row is ignored when its version is not newer than the newest seen for its id.
-        versions=None stamps rows newer than anything seen, so they always apply.
+        versions=None stamps rows newer than anything seen, so they always apply. owners
+        (int64 fingerprints of who holds each id), tags (int32 >= 0, what filters select on)
+        and payload (a table of payload_schema, one row per id) default to 0, 0 and none.
         """
         keys = check_ids(ids)
+        n = keys.shape[0]
         matrix = check_matrix(vectors, self._config.dim, "vectors")
-        if matrix.shape[0] != keys.shape[0]:
+        if matrix.shape[0] != n:
             raise ValueError(
-                f"ids and vectors must have the same length, got {keys.shape[0]} and "
-                f"{matrix.shape[0]}"
+                f"ids and vectors must have the same length, got {n} and {len(matrix)}"
             )
-        given_versions = check_versions(versions, keys.shape[0])
+        given_versions = check_versions(versions, n)
+        owner_values = _int_column(owners, n, "owners", np.int64)
+        tag_values = _int_column(tags, n, "tags", np.int32)
+        self._check_payload(payload, n)
         with self._lock:
-            stamped = self._stamp(given_versions, keys.shape[0])
+            stamped = self._stamp(given_versions, n)
             rows = self._accepted_rows(keys, stamped)
             if rows.size == 0:
                 return 0
             new_keys = keys[rows]
             self._retire(new_keys)
-            self._versions.update(zip(new_keys.tolist(), stamped[rows].tolist(), strict=True))
-            self._append(new_keys, matrix[rows])
+            self._append(
+                new_keys,
+                matrix[rows],
+                stamped[rows],
+                owner_values[rows],
+                tag_values[rows],
+                None if payload is None else payload.take(pa.array(rows)),
+            )
             self._maybe_compact()
             return int(rows.size)
 
-    def delete(self, ids: Any, versions: Any = None) -> int:
+    def delete(self, ids: Any, versions: Any = None, *, owners: Any = None) -> int:
         """Delete ids, leaving tombstone versions; return how many rows were applied.
 
         Versions follow the same last-writer-wins rule as upsert; deleting an id that is not
@@ -119,6 +182,7 @@ class ShardIndex(LoadsSnapshots):
         """
         keys = check_ids(ids)
         given_versions = check_versions(versions, keys.shape[0])
+        owner_values = _int_column(owners, keys.shape[0], "owners", np.int64)
         with self._lock:
             stamped = self._stamp(given_versions, keys.shape[0])
             rows = self._accepted_rows(keys, stamped)
@@ -126,64 +190,121 @@ class ShardIndex(LoadsSnapshots):
                 return 0
             gone_keys = keys[rows]
             self._retire(gone_keys)
-            self._versions.update(zip(gone_keys.tolist(), stamped[rows].tolist(), strict=True))
+            self._keys.put(
+                gone_keys,
+                versions=stamped[rows],
+                owners=owner_values[rows],
+                slots=TOMBSTONE,
+                positions=0,  # a tombstone's age: snapshots that held it so far
+            )
             self._maybe_compact()
             return int(rows.size)
 
-    def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: Any, k: int, where: Where | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores float32[m, k], ids int64[m, k]), best first, padded with id -1.
 
         Scores are inner products ("ip", padding -inf) or squared L2 distances ("l2", +inf);
-        sealed segments with lossy indexes and no reranking give approximate scores.
+        sealed segments with lossy indexes and no reranking give approximate scores. With
+        `where`, only vectors that pass it; the work stays bounded by the matches (segments).
         """
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"k must be an int >= 1, got {k!r}")
-        k = int(k)
+        k = _check_k(k)
         matrix = check_matrix(queries, self._config.dim, "queries")
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         if matrix.shape[0]:
             with self._lock:
-                if len(self._growing):
-                    parts.append(self._growing.search(matrix, min(k, len(self._growing))))
-                for segment in self._segments:
-                    if segment.n_live:
-                        parts.append(segment.search(matrix, k, self._config))
+                for segment, selection in self._selections(where):
+                    scores, positions = segment.search(matrix, k, self._config, selection)
+                    parts.append((scores, _ids_at(segment, positions)))
         return self._merge(parts, matrix.shape[0], k)
 
-    def exact_search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Like search, by brute force over the exact copy of every live vector: the oracle of
-        recall checks (online monitoring), O(live vectors) per query."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"k must be an int >= 1, got {k!r}")
+    def exact_search(
+        self, queries: Any, k: int, where: Where | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Like search, by brute force over every live vector: the oracle of recall checks.
+
+        Streams blocks of EXACT_BLOCK vectors (raw copies from disk for lossy segments) into
+        a result heap; the shard lock is held only to pick the positions, so writes go on.
+        """
+        k = _check_k(k)
         matrix = check_matrix(queries, self._config.dim, "queries")
-        keys, vectors = [], []
         with self._lock:
-            if len(self._growing):
-                keys.append(self._growing.ids())
-                vectors.append(self._growing.vectors())
-            for segment in self._segments:
-                live = np.flatnonzero(~segment.dead)
-                if live.size:
-                    keys.append(segment.ids[live])
-                    vectors.append(segment.vectors_at(live))
-        if not keys or not matrix.shape[0]:
-            return self._merge([], matrix.shape[0], int(k))
-        flat = faiss.IndexFlat(self._config.dim, self._config.metric_type)
-        flat.add(np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32))
-        all_keys = np.concatenate(keys)
-        scores, positions = flat.search(matrix, min(int(k), len(all_keys)))
-        return self._merge([(scores, all_keys[positions])], matrix.shape[0], int(k))
+            picked = [(s, s.selected(sel or Selection())) for s, sel in self._selections(where)]
+            growing = [(s, s.vectors_at(p), s.ids[p]) for s, p in picked if s is self._growing]
+        heap = faiss.ResultHeap(matrix.shape[0], k, keep_max=higher_is_better(self._config.metric))
+        blocks = [
+            (vectors[start : start + EXACT_BLOCK], ids[start : start + EXACT_BLOCK])
+            for _, vectors, ids in growing
+            for start in range(0, len(ids), EXACT_BLOCK)
+        ]
+        for vectors, ids in blocks:
+            self._score_block(heap, matrix, vectors, ids, k)
+        for segment, positions in picked:
+            if segment is self._growing:
+                continue
+            for start in range(0, positions.size, EXACT_BLOCK):
+                block = positions[start : start + EXACT_BLOCK]
+                self._score_block(heap, matrix, segment.vectors_at(block), segment.ids[block], k)
+        heap.finalize()
+        return self._merge([(heap.D, heap.I)], matrix.shape[0], k)
 
     def vector(self, key: int) -> np.ndarray | None:
         """Return a copy of the stored vector of a live id, or None."""
         with self._lock:
-            segment = self._home.get(int(key))
-            return None if segment is None else segment.vector(int(key))
+            located = self._locate(np.array([key], dtype=np.int64))
+            if located is None:
+                return None
+            segment, positions = located
+            return segment.vectors_at(positions)[0]
 
     def version(self, key: int) -> int | None:
         """Return the newest version seen for an id (live or deleted), or None if never seen."""
         with self._lock:
-            return self._versions.get(int(key))
+            handles = self._keys.handles(np.array([key], dtype=np.int64))
+            if handles[0] == MISSING:
+                return None
+            return int(self._keys.get("versions", handles, 0)[0])
+
+    def owners(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each id: whether it has a row (live or tombstone), and its owner fingerprint."""
+        with self._lock:
+            handles = self._keys.handles(keys)
+            return handles != MISSING, self._keys.get("owners", handles, 0)
+
+    def payload(self, keys: np.ndarray) -> tuple[np.ndarray, pa.Table]:
+        """Which ids are live, and the payload rows of those, in their order."""
+        if self._payload_schema is None:
+            raise ValueError("this index keeps no payload")
+        with self._lock:
+            handles = self._keys.handles(keys)
+            slots = self._keys.get("slots", handles, TOMBSTONE)
+            positions = self._keys.get("positions", handles, 0).astype(np.int64)
+            live = slots >= 0
+            parts, order = [], []
+            for slot in np.unique(slots[live]).tolist():
+                rows = np.flatnonzero(slots == slot)
+                parts.append(self._slots[slot].payload_at(positions[rows]))
+                order.append(rows)
+        if not parts:
+            return live, self._payload_schema.empty_table()
+        # Rows come grouped by segment; put them back in the order the ids were asked in.
+        grouped = np.concatenate(order)
+        rank = np.empty(keys.shape[0], dtype=np.int64)
+        rank[grouped] = np.arange(grouped.size)
+        return live, pa.concat_tables(parts).take(pa.array(rank[live]))
+
+    def live_payload(self) -> pa.Table:
+        """Every live vector's payload (for audits and tests: O(live))."""
+        if self._payload_schema is None:
+            raise ValueError("this index keeps no payload")
+        with self._lock:
+            parts = [
+                s.payload_at(np.flatnonzero(~s.dead))
+                for s in [self._growing, *self._segments]
+                if s.n_live
+            ]
+        return pa.concat_tables(parts) if parts else self._payload_schema.empty_table()
 
     def seal(self) -> None:
         """Seal the growing segment and any segment waiting to be sealed; return when done.
@@ -227,13 +348,16 @@ class ShardIndex(LoadsSnapshots):
             worker.shutdown(wait=True)
 
     def stats(self) -> dict[str, Any]:
-        """Live count, segment sizes and dead fraction, for health checks and tests."""
+        """Live count, segment sizes, dead fraction and bookkeeping, for health and tests."""
         with self._lock:
             sealed = [s for s in self._segments if s.sealed]
             stored = sum(s.n for s in sealed)
             return {
-                "live": len(self._home),
+                "live": len(self),
                 "growing": len(self._growing),
+                "ids": len(self._keys),
+                "tombstones": self._keys.count(lambda c: c["slots"] == TOMBSTONE),
+                "key_table_bytes": self._keys.nbytes,
                 "segments": [
                     {
                         "vectors": s.n,
@@ -245,6 +369,7 @@ class ShardIndex(LoadsSnapshots):
                     for s in self._segments
                 ],
                 "dead_fraction": sum(s.n_dead for s in sealed) / stored if stored else 0.0,
+                "rows_examined": sum(s.rows_examined for s in [self._growing, *self._segments]),
                 "log_offsets": dict(self._log_offsets),
             }
 
@@ -253,17 +378,27 @@ class ShardIndex(LoadsSnapshots):
 
         log_offsets: per embeddings-log partition, the next offset this state does not cover.
         None keeps the offsets this index was loaded with (replaying more log is harmless).
+        Tombstones that an earlier save already held are pruned first (module docstring).
         """
-        return save_image(uri, self.image(log_offsets))
+        with self._lock:
+            self.prune_tombstones()
+            image = self.image(log_offsets)
+        return save_image(uri, image)
 
     @classmethod
     def from_snapshot(
-        cls, snapshot: Snapshot, spill_dir: str | os.PathLike[str] | None = None
+        cls,
+        snapshot: Snapshot,
+        spill_dir: str | os.PathLike[str] | None = None,
+        share_with: ShardIndex | None = None,
     ) -> Self:
-        """Build an index from an opened snapshot (ShardState adds its own files to it)."""
+        """Build an index from an opened snapshot. share_with: an index whose sealed segments
+        this one reuses where the snapshot holds the same ones (a replica's swap)."""
         config = read_config(snapshot)
-        index = cls(config, spill_dir)
-        index._restore(read_image(snapshot, config, index._spill), snapshot.uri)
+        shared = {} if share_with is None else share_with._sealed_by_digest()
+        image = read_image(snapshot, config, SpillDir(spill_dir), shared)
+        index = cls(config, spill_dir, image.payload_schema)
+        index._restore(image, snapshot.uri)
         return index
 
     def image(self, log_offsets: dict[int, int] | None = None) -> ShardImage:
@@ -275,46 +410,40 @@ class ShardIndex(LoadsSnapshots):
         with self._lock:
             if offsets is not None:
                 self._log_offsets = offsets
-            versions = np.empty((len(self._versions), 2), dtype=np.int64)
-            versions[:, 0] = np.fromiter(self._versions.keys(), np.int64, len(self._versions))
-            versions[:, 1] = np.fromiter(self._versions.values(), np.int64, len(self._versions))
+            columns = self._keys.columns()
+            ages = np.where(columns["slots"] == TOMBSTONE, columns["positions"], -1)
+            growing = self._growing
+            live = np.flatnonzero(~growing.dead)
             return ShardImage(
                 config=self._config,
                 clock=self._clock,
-                versions=versions,
-                growing_ids=self._growing.ids().copy(),
-                growing_vectors=self._growing.vectors(),
-                segments=[
-                    SegmentImage(s.ids, s.dead.copy(), s.index, s.raw, s.sealed)
-                    for s in self._segments
-                ],
+                keys=np.stack([columns["ids"], columns["versions"], columns["owners"], ages], 1),
+                growing=GrowingImage(
+                    ids=growing.ids[live].copy(),
+                    tags=growing.tags[live].copy(),
+                    vectors=growing.vectors_at(live),
+                    payload=None if self._payload_schema is None else growing.payload_at(live),
+                ),
+                segments=[SegmentImage(s, s.dead.copy()) for s in self._segments],
                 log_offsets=dict(self._log_offsets),
+                payload_schema=self._payload_schema,
             )
 
     def _restore(self, image: ShardImage, uri: str) -> None:
         """Fill this new, empty index from an image; refuse an inconsistent one."""
         try:
             self._clock = image.clock
-            self._versions = dict(zip(*image.versions.T.tolist(), strict=True))
             self._log_offsets = dict(image.log_offsets)
-            if len(image.growing_ids) > self._config.growing_limit:
+            grown = image.growing
+            if len(grown.ids) > self._config.growing_limit:
                 raise ValueError("the growing segment is larger than growing_limit")
-            if len(image.growing_ids):
-                self._growing.add(image.growing_ids, image.growing_vectors)
-            held: list[tuple[Segment, np.ndarray]] = [(self._growing, image.growing_ids)]
+            if len(grown.ids):
+                self._growing.add(grown.ids, grown.vectors, grown.tags, grown.payload)
             for part in image.segments:
-                segment = SealedSegment(
-                    part.ids, part.index, part.raw, sealed=part.sealed, dead=part.dead
-                )
+                segment = part.segment
+                segment.slot = self._take_slot(segment)
                 self._segments.append(segment)
-                held.append((segment, part.ids[~segment.dead]))
-            for holder, keys in held:
-                self._home.update(dict.fromkeys(keys.tolist(), holder))
-            live = sum(len(keys) for _, keys in held)
-            if len(self._home) != live:
-                raise ValueError("an id is live in more than one segment")
-            if any(key not in self._versions for key in self._home):
-                raise ValueError("a live id has no version")
+            self._keys = _key_table(image.keys, [self._growing, *self._segments])
         except (ValueError, KeyError) as exc:
             raise CorruptSnapshot(f"{uri}: inconsistent shard state: {exc}") from exc
         with self._lock:
@@ -322,33 +451,89 @@ class ShardIndex(LoadsSnapshots):
                 if not segment.sealed:
                     self._queue_seal(segment)
 
-    def _append(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Add to the growing segment, freezing it each time it reaches growing_limit."""
+    def _sealed_by_digest(self) -> dict[str, SealedSegment]:
+        with self._lock:
+            return {s.digest: s for s in self._segments if s.digest is not None}
+
+    def _selections(self, where: Where | None) -> list[tuple[Segment, Selection | None]]:
+        """Each segment with live vectors, and what of it `where` selects (None: all live)."""
+        segments = [s for s in [self._growing, *self._segments] if s.n_live]
+        if where is None:
+            return [(s, None) for s in segments]
+        excluded: dict[int, np.ndarray] = {}
+        if where.exclude.size:
+            handles = self._keys.handles(where.exclude)
+            slots = self._keys.get("slots", handles, TOMBSTONE)
+            positions = self._keys.get("positions", handles, 0).astype(np.int64)
+            for slot in np.unique(slots[slots >= 0]).tolist():
+                excluded[slot] = positions[slots == slot]
+        return [(s, Selection(where.tags, excluded.get(s.slot, _NO_IDS))) for s in segments]
+
+    def _locate(self, keys: np.ndarray) -> tuple[Segment, np.ndarray] | None:
+        """The segment and position of one live id, or None."""
+        handles = self._keys.handles(keys)
+        slot = int(self._keys.get("slots", handles, TOMBSTONE)[0])
+        if slot < 0:
+            return None
+        return self._slots[slot], self._keys.get("positions", handles, 0).astype(np.int64)
+
+    def _append(
+        self,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        versions: np.ndarray,
+        owners: np.ndarray,
+        tags: np.ndarray,
+        payload: pa.Table | None,
+    ) -> None:
+        """Add to the growing segment, freezing it each time it fills up."""
         start = 0
         while start < keys.size:
-            end = start + self._config.growing_limit - len(self._growing)
-            chunk = keys[start:end]
-            self._growing.add(chunk, vectors[start:end])
-            self._home.update(dict.fromkeys(chunk.tolist(), self._growing))
+            end = start + self._growing.free
+            rows = slice(start, end)
+            chunk = None if payload is None else payload.slice(start, end - start)
+            positions = self._growing.add(keys[rows], vectors[rows], tags[rows], chunk)
+            self._keys.put(
+                keys[rows],
+                versions=versions[rows],
+                owners=owners[rows],
+                slots=self._growing.slot,
+                positions=positions.astype(np.int32),
+            )
             start = end
-            if len(self._growing) >= self._config.growing_limit:
+            if self._growing.free == 0:
                 self._freeze_growing()
 
     def _retire(self, keys: np.ndarray) -> None:
-        """Take ids out of the live set: removed from growing, marked dead in sealed segments."""
-        held: dict[Segment, list[int]] = {}
-        for key in keys.tolist():
-            segment = self._home.pop(key, None)
-            if segment is not None:
-                held.setdefault(segment, []).append(key)
-        for segment, segment_keys in held.items():
-            segment.discard(np.asarray(segment_keys, dtype=np.int64))
+        """Take ids out of the live set: their positions die in the segments holding them."""
+        handles = self._keys.handles(keys)
+        slots = self._keys.get("slots", handles, TOMBSTONE)
+        positions = self._keys.get("positions", handles, 0).astype(np.int64)
+        for slot in np.unique(slots[slots >= 0]).tolist():
+            self._slots[slot].kill(positions[slots == slot])
+
+    def prune_tombstones(self) -> None:
+        """Drop tombstones an earlier save held; age the others by one save (before a save)."""
+        with self._lock:
+            self._keys.prune(lambda c: (c["slots"] == TOMBSTONE) & (c["positions"] >= 1))
+            self._keys.increment("positions", lambda c: c["slots"] == TOMBSTONE)
+
+    def _new_growing(self) -> GrowingSegment:
+        growing = GrowingSegment(self._config, self._config.growing_limit, self._payload_schema)
+        growing.slot = self._take_slot(growing)
+        return growing
+
+    def _take_slot(self, segment: Segment) -> int:
+        slot, self._next_slot = self._next_slot, self._next_slot + 1
+        self._slots[slot] = segment
+        return slot
 
     def _freeze_growing(self) -> None:
         frozen = self._growing.freeze()
-        self._growing = GrowingSegment(self._config)
+        frozen.slot = self._growing.slot
+        self._slots[frozen.slot] = frozen
+        self._growing = self._new_growing()
         self._segments.append(frozen)
-        self._home.update(dict.fromkeys(frozen.ids.tolist(), frozen))
         self._queue_seal(frozen)
 
     def _queue_seal(self, frozen: SealedSegment) -> None:
@@ -382,30 +567,51 @@ class ShardIndex(LoadsSnapshots):
     def _rebuild(self, pick: Callable[[], list[SealedSegment]]) -> dict[str, int]:
         """Replace the picked segments by one sealed segment of their live vectors.
 
-        The slow part (training) runs without the lock; ids replaced or deleted meanwhile are
-        found through the old segments' dead masks and marked dead in the new one.
+        The slow part (training) runs without the lock. An id replaced or deleted meanwhile
+        no longer points at its old (slot, position) in the key table: it is dead in the new
+        segment; every other id is pointed at its new position.
         """
         with self._lock:
             sources = pick()
             if not sources:
                 return {"segments": 0, "vectors": 0, "dropped": 0}
             taken = [(s, np.flatnonzero(~s.dead)) for s in sources]
-        keys = np.concatenate([s.ids[positions] for s, positions in taken])
+        keys = np.concatenate([s.ids[p] for s, p in taken])
         built = None
         if keys.size:
-            vectors = np.concatenate([s.vectors_at(p) for s, p in taken if p.size])
-            built = SealedSegment.build(keys, vectors, self._config, self._spill)
+            payload = None
+            if self._payload_schema is not None:
+                payload = pa.concat_tables([s.payload_at(p) for s, p in taken if p.size])
+            built = SealedSegment.build(
+                keys,
+                np.concatenate([s.vectors_at(p) for s, p in taken if p.size]),
+                np.concatenate([s.tags[p] for s, p in taken]),
+                payload,
+                self._config,
+                self._spill,
+            )
         with self._lock:
-            died = np.concatenate([s.dead[positions] for s, positions in taken])
             at = next(i for i, s in enumerate(self._segments) if s is sources[0])
             self._segments = [s for s in self._segments if not any(s is o for o in sources)]
             for source in sources:
                 self._seals.pop(source, None)
+                self._slots.pop(source.slot, None)
             if built is not None:
-                built.kill(np.flatnonzero(died))
+                was_slot = np.concatenate([np.full(p.size, s.slot) for s, p in taken])
+                was_position = np.concatenate([p for _, p in taken])
+                handles = self._keys.handles(keys)
+                still = (self._keys.get("slots", handles, TOMBSTONE) == was_slot) & (
+                    self._keys.get("positions", handles, -1) == was_position
+                )
+                built.kill(np.flatnonzero(~still))
                 if built.n_live:
+                    built.slot = self._take_slot(built)
+                    self._keys.assign(
+                        handles[still],
+                        slots=built.slot,
+                        positions=np.flatnonzero(still).astype(np.int32),
+                    )
                     self._segments.insert(at, built)
-                    self._home.update(dict.fromkeys(keys[~died].tolist(), built))
             self._maybe_compact()
             kept = 0 if built is None else built.n_live
         return {
@@ -437,6 +643,29 @@ class ShardIndex(LoadsSnapshots):
         """Top-k of per-segment results (ids are unique across segments), padded to k."""
         return merge_top_k(parts, m, k, self._config.metric)
 
+    def _score_block(
+        self, heap: Any, queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int
+    ) -> None:
+        if not len(ids):
+            return
+        metric = (
+            faiss.METRIC_INNER_PRODUCT if higher_is_better(self._config.metric) else faiss.METRIC_L2
+        )
+        scores, rows = faiss.knn(queries, vectors, min(k, len(ids)), metric=metric)
+        heap.add_result(scores, ids[rows])
+
+    def _check_payload(self, payload: pa.Table | None, n: int) -> None:
+        if (payload is None) != (self._payload_schema is None):
+            raise ValueError(
+                "payload must be given exactly when the index has a payload schema "
+                f"({self._payload_schema})"
+            )
+        if payload is not None:
+            if payload.num_rows != n:
+                raise ValueError(f"payload has {payload.num_rows} rows for {n} ids")
+            if not payload.schema.equals(self._payload_schema):
+                raise ValueError(f"payload schema {payload.schema} is not {self._payload_schema}")
+
     def _stamp(self, versions: np.ndarray | None, n: int) -> np.ndarray:
         """Return the versions of a call's rows, stamping unversioned rows above all seen."""
         if versions is None:
@@ -455,16 +684,64 @@ class ShardIndex(LoadsSnapshots):
         is_last = np.ones(keys.size, dtype=bool)
         is_last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
         winners = order[is_last]
-        seen = self._versions
-        accepted = [
-            row
-            for row, key, version in zip(
-                winners.tolist(), keys[winners].tolist(), versions[winners].tolist(), strict=True
-            )
-            if version > seen.get(key, RESTORED_VERSION - 1)
-        ]
+        seen = self._keys.lookup("versions", keys[winners], RESTORED_VERSION - 1)
         # Back in call order, so segments hold rows in arrival order.
-        return np.sort(np.asarray(accepted, dtype=np.int64))
+        return np.sort(winners[versions[winners] > seen])
+
+
+def _key_table(rows: np.ndarray, segments: list[Segment]) -> KeyTable:
+    """The key table of a restored image: its rows, live ones pointed at their segments."""
+    ids, versions, owners, ages = (rows[:, column] for column in range(4))
+    slots = np.full(ids.size, TOMBSTONE, dtype=np.int32)
+    positions = np.where(ages >= 0, ages, 0).astype(np.int32)
+    live_ids, live_slots, live_positions = [], [], []
+    for segment in segments:
+        held = np.flatnonzero(~segment.dead)
+        live_ids.append(segment.ids[held])
+        live_slots.append(np.full(held.size, segment.slot, dtype=np.int32))
+        live_positions.append(held.astype(np.int32))
+    found_ids = np.concatenate(live_ids)
+    order = np.argsort(ids, kind="stable")
+    at = np.searchsorted(ids[order], found_ids)
+    if found_ids.size and (
+        (at >= ids.size).any()
+        or not np.array_equal(ids[order][np.minimum(at, ids.size - 1)], found_ids)
+    ):
+        raise ValueError("a live id has no version")
+    rows_of = order[at]
+    if np.unique(rows_of).size != rows_of.size:
+        raise ValueError("an id is live in more than one segment")
+    if (ages[rows_of] >= 0).any() or rows_of.size != int((ages < 0).sum()):
+        raise ValueError("live ids and tombstones do not match the segments")
+    slots[rows_of] = np.concatenate(live_slots)
+    positions[rows_of] = np.concatenate(live_positions)
+    return KeyTable.of(
+        {"ids": ids, "versions": versions, "owners": owners, "slots": slots, "positions": positions}
+    )
+
+
+def _ids_at(segment: Segment, positions: np.ndarray) -> np.ndarray:
+    keys = segment.ids[np.maximum(positions, 0)]
+    keys[positions < 0] = -1
+    return keys
+
+
+def _int_column(values: Any, n: int, name: str, dtype: type[np.generic]) -> np.ndarray:
+    """values as an int array of length n (zeros when None)."""
+    if values is None:
+        return np.zeros(n, dtype=dtype)
+    array = np.asarray(values)
+    if array.shape != (n,) or (n and array.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be {n} integers, got shape {array.shape} {array.dtype}")
+    if name == "tags" and n and (array.min() < 0 or array.max() > np.iinfo(np.int32).max):
+        raise ValueError("tags must be in [0, 2**31)")
+    return array.astype(dtype, copy=False)
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    return int(k)
 
 
 def _check_offsets(log_offsets: dict[int, int]) -> dict[int, int]:

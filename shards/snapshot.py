@@ -65,6 +65,13 @@ class Snapshot:
         self._path = path
         self._files: dict[str, Any] = body["files"]
 
+    def sha256(self, name: str) -> str:
+        """The sha256 the manifest lists for a file (what it is checked against)."""
+        entry = self._files.get(name)
+        if entry is None:
+            raise CorruptSnapshot(f"{self.uri}: the manifest lists no file {name!r}")
+        return str(entry["sha256"])
+
     def read_bytes(self, name: str) -> bytes:
         """The verified content of one listed file."""
         data = bytearray()

@@ -168,7 +168,7 @@ def test_explicit_compact_merges_segments() -> None:
     oracle.delete(index, keys[:10])
     before = index.search(queries, 10)
     assert index.compact() == {"segments": 3, "vectors": 290, "dropped": 10}
-    assert segments(index) == [(290, 0, True, "IndexFlat")]
+    assert segments(index) == [(290, 0, True, "IndexFlatL2")]  # L2 flat, mapped from its file
     after = index.search(queries, 10)
     np.testing.assert_array_equal(before[1], after[1])
     np.testing.assert_allclose(before[0], after[0], rtol=1e-5)

@@ -271,7 +271,7 @@ def test_a_state_snapshot_with_damaged_pins_is_refused(tmp_path) -> None:
     state = ShardState(ShardsConfig(dim=DIM))
     state.apply_rows(table(make_log(5)[:50]))
     uri = state.save(str(tmp_path))
-    pins = tmp_path / uri.rsplit("/", 1)[1] / "pins.arrow"
+    pins = tmp_path / uri.rsplit("/", 1)[1] / "growing-payload.arrow"
     pins.write_bytes(pins.read_bytes()[:-4])
-    with pytest.raises(CorruptSnapshot, match=r"pins\.arrow fails its checksum"):
+    with pytest.raises(CorruptSnapshot, match=r"growing-payload\.arrow fails its checksum"):
         ShardState.load(str(tmp_path))

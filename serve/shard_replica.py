@@ -148,7 +148,8 @@ class ShardReplica:
                 newest = next(iter(list_snapshots(root)), None)
                 if newest in (None, seen, refused):
                     continue
-                follower, uri = resume(self.cfg, self.shard)
+                # Segments the served state holds already are shared, not loaded twice.
+                follower, uri = resume(self.cfg, self.shard, share_with=self.state)
             except (SnapshotError, StorageError, OSError) as exc:  # keep serving the current one
                 log.error("shard %d: looking for a newer snapshot failed: %s", self.shard, exc)
                 continue

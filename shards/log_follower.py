@@ -113,15 +113,19 @@ def catch_up(
 
 
 def resume(
-    cfg: PinstreamConfig, shard: int, keep_dead_letters: int | None = KEPT_DEAD_LETTERS
+    cfg: PinstreamConfig,
+    shard: int,
+    keep_dead_letters: int | None = KEPT_DEAD_LETTERS,
+    share_with: ShardState | None = None,
 ) -> tuple[LogFollower, str | None]:
     """A follower over the newest good snapshot of the shard and the snapshot's URI; over an
-    empty state from offset 0 (and None) when the shard has no snapshot yet."""
+    empty state from offset 0 (and None) when the shard has no snapshot yet. share_with: the
+    state served now, whose sealed segments the loaded one shares where they are the same."""
     topic, generation = cfg.topics.embeddings, cfg.model.generation
     config = cfg.shards
 
     def load(snapshot: Snapshot) -> tuple[LogFollower, str]:
-        state = ShardState.from_snapshot(snapshot)
+        state = ShardState.from_snapshot(snapshot, share_with=share_with)
         if (state.config.dim, state.config.metric) != (config.dim, config.metric):
             state.index.close()
             raise CorruptSnapshot(

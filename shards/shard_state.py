@@ -249,6 +249,9 @@ class ShardState(LoadsSnapshots):
         # Rare: some key is taken by another pin, maybe by one earlier in this very batch.
         claimed: dict[int, int] = {}
         for row, pin_id in enumerate(pin_ids):
+            if pin_id in self._displaced:  # maybe displaced by an earlier row of this batch
+                ids[row] = self._displaced[pin_id]
+                continue
             key, owner = int(ids[row]), int(owners[row])
             holder = claimed.get(key, int(holders[row]) if known[row] else None)
             if holder is None or holder == owner:

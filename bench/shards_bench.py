@@ -141,11 +141,11 @@ def compare_qps(
     }
 
 
-def bench_rows(data: Data, rows: np.ndarray) -> pa.Table:
-    """Embeddings-log upsert rows for the given row numbers (pin-<row>, version = row)."""
+def bench_rows(data: Data, rows: np.ndarray, prefix: str = "pin") -> pa.Table:
+    """Embeddings-log upsert rows for the given row numbers (<prefix>-<row>, version = row)."""
     n = len(rows)
     return log_rows(
-        pin_ids=[f"pin-{row}" for row in rows.tolist()],
+        pin_ids=[f"{prefix}-{row}" for row in rows.tolist()],
         ops=["upsert"] * n,
         versions=pa.array(rows, pa.int64()),
         generation="bench",
@@ -180,25 +180,73 @@ def with_rerank(base: Any, base_params: Any, k_factor: int, vectors: np.ndarray)
     return refined, params
 
 
-def resident_bytes(snapshot: str, kind: str) -> int | None:
-    """Resident memory a fresh process gains by loading the snapshot as kind (ShardState:
-    vectors and pin metadata, as a replica holds them; ShardIndex: vectors only)."""
+def resident_bytes(snapshot: str, kind: str) -> dict[str, int] | None:
+    """Memory a fresh process gains by loading the snapshot as kind (ShardState: vectors and
+    pin payload, as a replica holds them; ShardIndex: vectors only): anonymous bytes, and
+    file-backed bytes (sealed indexes and payloads are mapped from spill files)."""
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "import shards\n"
-        "from bench.shards_bench import rss_bytes, trim_heap\n"
-        "before = rss_bytes()\n"
+        "from bench.shards_bench import memory_now, trim_heap\n"
+        "before = memory_now()\n"
         "loaded = getattr(shards, sys.argv[2]).load(sys.argv[1])\n"
         "trim_heap()\n"
-        "print(rss_bytes() - before)\n"
+        "after = memory_now()\n"
+        "print(json.dumps({key: after[key] - before[key] for key in after}))\n"
     )
+    return _run_measurement(code, snapshot, kind)
+
+
+def swap_bytes(served: str, newer: str) -> dict[str, int] | None:
+    """A fresh process serves one snapshot, then loads a newer one sharing its segments (what
+    a replica's swap does): anonymous memory of the served state, the peak growth while the
+    newer one loads (sampled every 5 ms), and the growth once both are held."""
+    code = (
+        "import json, sys, threading, time\n"
+        "from shards import ShardState\n"
+        "from shards.snapshot import open_snapshot\n"
+        "from bench.shards_bench import memory_now, trim_heap\n"
+        "start = memory_now()['anon']\n"
+        "served = ShardState.load(sys.argv[1])\n"
+        "trim_heap()\n"
+        "base = memory_now()['anon']\n"
+        "peak, done = [base], threading.Event()\n"
+        "def sample():\n"
+        "    while not done.is_set():\n"
+        "        peak[0] = max(peak[0], memory_now()['anon'])\n"
+        "        time.sleep(0.005)\n"
+        "sampler = threading.Thread(target=sample)\n"
+        "sampler.start()\n"
+        "newer = ShardState.from_snapshot(open_snapshot(sys.argv[2]), share_with=served)\n"
+        "done.set()\n"
+        "sampler.join()\n"
+        "trim_heap()\n"
+        "after = memory_now()['anon']\n"
+        "print(json.dumps({'served_anon': base - start, 'peak_growth_anon': peak[0] - base,"
+        " 'growth_anon': after - base}))\n"
+    )
+    return _run_measurement(code, served, newer)
+
+
+def _run_measurement(code: str, *args: str) -> dict[str, int] | None:
     done = subprocess.run(
-        [sys.executable, "-c", code, snapshot, kind], capture_output=True, text=True, check=False
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         print(done.stderr, file=sys.stderr)
         return None
-    return int(done.stdout.strip().splitlines()[-1])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def memory_now() -> dict[str, int]:
+    """This process's resident anonymous and file-backed bytes (Linux /proc/self/status)."""
+    fields = {"RssAnon:": "anon", "RssFile:": "file"}
+    found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, *value = line.split()
+        if name in fields:
+            found[fields[name]] = int(value[0]) * 1024
+    return found
 
 
 def trim_heap() -> None:
@@ -206,12 +254,6 @@ def trim_heap() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: measure as is
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def rss_bytes() -> int:
-    """This process's resident set size (Linux)."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def bench_config(
@@ -246,6 +288,14 @@ def bench_config(
     ours_rows = _rows(ours(data.queries), key_to_row)
     direct_rows = theirs(data.queries)
     snapshot = state.save(str(work / name))
+    # A newer snapshot with 5 % more pins in one more segment: what a replica swaps in.
+    state.apply_rows(bench_rows(data, np.arange(n // 20), prefix="new-pin"))
+    state.index.seal()
+    newer = state.save(str(work / name))
+    loaded = resident_bytes(snapshot, "ShardState")
+    swap = swap_bytes(snapshot, newer)
+    anon = None if loaded is None else loaded["anon"] / n
+    sizes = bytes_per_vector(index)
     result = {
         "sealed_index": config.sealed_index,
         "nprobe": config.nprobe,
@@ -262,12 +312,17 @@ def bench_config(
         "qps_batched": compare_qps(ours, theirs, data.queries, BATCH, repeats),
         "log_apply_vectors_per_s": n / apply_s,
         "seal_s": seal_s,
-        "seal_s_per_100k": seal_s * 100_000 / n,
-        "bytes_per_vector": bytes_per_vector(index),
+        "seal_s_per_1m": seal_s * 1_000_000 / n,
+        "bytes_per_vector": sizes,
         "resident_bytes_per_vector": {
-            "shard_state": _per(resident_bytes(snapshot, "ShardState"), n),
-            "shard_index": _per(resident_bytes(snapshot, "ShardIndex"), n),
+            "shard_state_anon": anon,
+            "shard_state_file_mapped": None if loaded is None else loaded["file"] / n,
+            # What a replica needs in RAM: its anonymous memory plus the FAISS index pages
+            # (mapped, kept hot by searches); raw vectors and payloads may stay on disk.
+            "replica": None if anon is None else anon + sizes["faiss_index"],
+            "beyond_faiss_index": anon,
         },
+        "swap_bytes_per_vector": {key: _per(value, n) for key, value in (swap or {}).items()},
     }
     index.close()
     return result
@@ -334,10 +389,10 @@ def config_figures(
                 },
             }
         )
-        if r["resident_bytes_per_vector"]["shard_state"] is not None:
+        if r["resident_bytes_per_vector"]["replica"] is not None:
             resident.append(
                 {
-                    "value": r["resident_bytes_per_vector"]["shard_state"],
+                    "value": r["resident_bytes_per_vector"]["replica"],
                     "unit": "bytes",
                     "conditions": conditions,
                 }
@@ -445,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20k x 128, for a smoke run")
+    parser.add_argument(
+        "--configs", help="comma-separated config names to run (default: all), e.g. ivf_pq"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/shards.json"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -454,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {args.n} x {args.dim}, {args.queries} queries", flush=True)
     data = make_data(args.n, args.dim, args.queries, args.seed)
     configs = shipped_configs(args.dim) | planner_configs(args.dim)
+    if args.configs:
+        configs = {name: configs[name] for name in args.configs.split(",")}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="shards-bench-") as work:
         for name, config in configs.items():
@@ -472,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         queries=min(200, args.queries),
     )
     info["load_average_at_end"] = os.getloadavg()
-    pq = results["ivf_pq"]
+    pq = results.get("ivf_pq")
+    default = "ivf_flat" if "ivf_flat" in results else next(iter(results))
     streaming_conditions = {
         "sealed_index": streaming["config"]["sealed_index"],
         "growing_limit": streaming["config"]["growing_limit"],
@@ -502,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         "streaming": streaming,
         "goals": {
             "streaming_mean_recall_at_10_default_ge_0.95": streaming["mean_recall_at_10"] >= 0.95,
-            "ivf_pq_8x_smaller_at_recall_ge_0.9": pq["bytes_per_vector"]["memory_vs_flat"] >= 8
+            "ivf_pq_8x_smaller_at_recall_ge_0.9": pq is not None
+            and pq["bytes_per_vector"]["memory_vs_flat"] >= 8
             and pq["recall_at_10"]["shard_index"] >= 0.9,
             "qps_ratio_ge_0.9": {
                 name: {
@@ -513,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             },
         },
         "figures": {
-            **config_figures(results, "ivf_flat", args.n, args.dim, info["faiss_threads"]),
+            **config_figures(results, default, args.n, args.dim, info["faiss_threads"]),
             "streaming_mean_recall_at_10": {
                 "value": streaming["mean_recall_at_10"],
                 "unit": "recall",
@@ -540,8 +602,12 @@ def main(argv: list[str] | None = None) -> int:
             "k_factor where the config reranks), alternating runs, same process",
             "ivf_pq reranks from raw vectors in a memory-mapped file on local disk (warm page "
             "cache here); its 'memory' bytes exclude them, 'disk_raw' counts them",
-            "resident bytes include Python-level per-id bookkeeping (versions, id -> segment, "
-            "and for ShardState the pin metadata), the same for every config",
+            "resident bytes: anonymous memory of a fresh process that loaded the snapshot as a "
+            "ShardState (key table, segment arrays, the growing segment); sealed FAISS indexes "
+            "and payloads are mapped from spill files, counted as file-backed; 'replica' adds "
+            "the FAISS index bytes (the pages searches keep hot) to the anonymous bytes",
+            "swap: a fresh process serves the first snapshot, then loads a newer one (5 % more "
+            "pins in one more segment) sharing the segments both hold",
         ],
         "wall_s": time.perf_counter() - started,
     }
@@ -558,7 +624,9 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
         "recall": result["recall_at_10"],
         "qps_ratio_single": round(result["qps_one_query_per_call"]["ratio"], 3),
         "qps_ratio_batched": round(result["qps_batched"]["ratio"], 3),
-        "seal_s_per_100k": round(result["seal_s_per_100k"], 2),
+        "seal_s_per_1m": round(result["seal_s_per_1m"], 1),
+        "resident": result["resident_bytes_per_vector"],
+        "swap": result["swap_bytes_per_vector"],
         "memory_vs_flat": round(result["bytes_per_vector"]["memory_vs_flat"], 2),
     }
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class ShardIndex(LoadsSnapshots):
         self._idle = threading.Condition(self._lock)
         self._seals: dict[SealedSegment, Future[dict[str, int]]] = {}
         self._compaction: Future[dict[str, int]] | None = None
+        self._build_s = 0.0  # time spent building sealed segments (seals and compactions)
 
     @property
     def config(self) -> ShardsConfig:
@@ -370,6 +372,7 @@ class ShardIndex(LoadsSnapshots):
                 ],
                 "dead_fraction": sum(s.n_dead for s in sealed) / stored if stored else 0.0,
                 "rows_examined": sum(s.rows_examined for s in [self._growing, *self._segments]),
+                "build_s": self._build_s,
                 "log_offsets": dict(self._log_offsets),
             }
 
@@ -578,6 +581,7 @@ class ShardIndex(LoadsSnapshots):
             taken = [(s, np.flatnonzero(~s.dead)) for s in sources]
         keys = np.concatenate([s.ids[p] for s, p in taken])
         built = None
+        started = time.perf_counter()
         if keys.size:
             payload = None
             if self._payload_schema is not None:
@@ -591,6 +595,7 @@ class ShardIndex(LoadsSnapshots):
                 self._spill,
             )
         with self._lock:
+            self._build_s += time.perf_counter() - started
             at = next(i for i, s in enumerate(self._segments) if s is sources[0])
             self._segments = [s for s in self._segments if not any(s is o for o in sources)]
             for source in sources:

@@ -25,11 +25,11 @@ PRECOMPUTED_TABLE_MAX_BYTES = 1 << 31
 FAST_SCAN_BLOCK = 32
 
 SUPPORTED = (
-    "[OPQ{M}[_{D}],][IVF{nlist},]Flat|PQ{M}[x{nbits}][np]|PQ{M}[x4]fs|SQ4|SQ6|SQ8|SQfp16|SQbf16"
+    "[OPQ{M}[_{D}],][IVF{nlist},]Flat|PQ{M}[x{nbits}][np]|PQ{M}[x4]fs[r]|SQ4|SQ6|SQ8|SQfp16|SQbf16"
 )
 _OPQ = re.compile(r"OPQ(\d+)(?:_(\d+))?")
 _IVF = re.compile(r"IVF(\d+)")
-_PQ = re.compile(r"PQ(\d+)(?:x(\d+))?(fs|np)?")
+_PQ = re.compile(r"PQ(\d+)(?:x(\d+))?(fsr|fs|np)?")
 _SQ_BITS = {"SQ4": 4, "SQ6": 6, "SQ8": 8, "SQfp16": 16, "SQbf16": 16}
 
 
@@ -117,7 +117,7 @@ def _codec(
     pq = _PQ.fullmatch(codec)
     if pq is None:
         raise PlanError(f"index spec {spec!r} is not one the planner can size ({SUPPORTED})")
-    m, fast_scan = int(pq.group(1)), pq.group(3) == "fs"
+    m, fast_scan = int(pq.group(1)), pq.group(3) in ("fs", "fsr")
     nbits = int(pq.group(2) or (4 if fast_scan else 8))
     if m < 1 or d % m:
         raise PlanError(f"{spec!r}: PQ{m} needs a dimension divisible by {m}, got {d}")

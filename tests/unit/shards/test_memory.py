@@ -32,7 +32,7 @@ def test_shipped_configs_and_their_sizes(vectors: np.ndarray) -> None:
     # IVF stores an int64 id per vector next to its code, and an int64 direct map entry.
     assert sizes["ivf_flat"]["faiss_index"] == pytest.approx(4 * DIM + 16, rel=0.05)
     assert all(size["bookkeeping"] <= 64 for size in sizes.values())
-    # 2 bits per dimension: 1/16 of float32 in codes. Small segments pay for list padding
+    # 1 bit per dimension: 1/32 of float32 in codes. Small segments pay for list padding
     # and centroids; the benchmark shows >= 8x on 200k vectors.
     pq = sizes["ivf_pq"]
     assert pq["faiss_index"] < 4 * DIM / 4
@@ -42,5 +42,5 @@ def test_shipped_configs_and_their_sizes(vectors: np.ndarray) -> None:
 def test_no_sealed_segment_to_measure() -> None:
     with pytest.raises(ValueError, match="seal"):
         bytes_per_vector(ShardIndex(ShardsConfig(dim=DIM)))
-    with pytest.raises(ValueError, match="even dim"):
+    with pytest.raises(ValueError, match="divisible by 4"):
         shipped_configs(31)

@@ -201,12 +201,18 @@ def main(argv: list[str] | None = None) -> int:
         state.index.close()
         loaded = resident_bytes(first, "ShardState")
         swap = swap_bytes(first, newer)
-    faiss_bytes = result["bytes_per_vector"]["faiss_index"]
+    sizes = result["bytes_per_vector"]
     anon = None if loaded is None else loaded["anon"] / args.n
+    beyond = None if anon is None else anon - sizes["faiss_index_in_anonymous_memory"]
     result["resident_bytes_per_vector"] = {
-        "anon_beyond_faiss_index": anon,
+        "anon": anon,
+        "anon_beyond_faiss_index": beyond,
         "file_mapped": None if loaded is None else loaded["file"] / args.n,
-        "replica": None if anon is None else anon + faiss_bytes,
+        # RAM a replica needs: its anonymous memory plus the mapped FAISS pages searches keep
+        # hot; raw vectors and payloads may stay on disk.
+        "replica": None
+        if anon is None
+        else anon + sizes["faiss_index"] - sizes["faiss_index_in_anonymous_memory"],
     }
     result["swap_bytes_per_vector"] = {k: v / args.n for k, v in (swap or {}).items()}
     info["load_average_at_end"] = os.getloadavg()
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "result": result,
         "goals": {
-            "anon_bytes_beyond_faiss_le_64": anon is not None and anon <= 64,
+            "anon_bytes_beyond_faiss_le_64": beyond is not None and beyond <= 64,
             "recall_at_10_ge_0.95": result["recall_at_10"]["shard_index"] >= 0.95,
         },
         "wall_s": time.perf_counter() - started,

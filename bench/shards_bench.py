@@ -296,6 +296,7 @@ def bench_config(
     swap = swap_bytes(snapshot, newer)
     anon = None if loaded is None else loaded["anon"] / n
     sizes = bytes_per_vector(index)
+    unmapped = sizes["faiss_index_in_anonymous_memory"]
     result = {
         "sealed_index": config.sealed_index,
         "nprobe": config.nprobe,
@@ -319,8 +320,8 @@ def bench_config(
             "shard_state_file_mapped": None if loaded is None else loaded["file"] / n,
             # What a replica needs in RAM: its anonymous memory plus the FAISS index pages
             # (mapped, kept hot by searches); raw vectors and payloads may stay on disk.
-            "replica": None if anon is None else anon + sizes["faiss_index"],
-            "beyond_faiss_index": anon,
+            "replica": None if anon is None else anon + sizes["faiss_index"] - unmapped,
+            "beyond_faiss_index": None if anon is None else anon - unmapped,
         },
         "swap_bytes_per_vector": {key: _per(value, n) for key, value in (swap or {}).items()},
     }

@@ -29,6 +29,7 @@ from jobs.sealer import seal_all
 from shards.arrays import RESTORED_VERSION
 from shards.log_follower import resume
 from shards.shard_state import ShardState
+from shards.snapshot import list_snapshots
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.events import PinEvent
 from streams.kafka_io import KafkaClientSettings
@@ -103,7 +104,14 @@ def _discard(fs: pafs.FileSystem, base: str) -> None:
 
 def _restored_rows(old: PinstreamConfig, shard: int) -> Iterator[pa.Table]:
     """The live pins of the shard's newest good snapshot under `old`, as log rows in chunks."""
-    follower, _ = resume(old, shard)  # an empty state when the shard has no good snapshot
+    follower, source = resume(old, shard)  # an empty state when the shard has no snapshot
+    if source is None and list_snapshots(old.snapshot_root(shard)):
+        # Snapshots exist but none loads (damaged, or written by another pinstream version):
+        # restoring nothing would drop the pins they hold. They stay set aside, untouched.
+        raise RestoreError(
+            f"shard {shard}: no snapshot under {old.snapshot_root(shard)} can be loaded (see "
+            "the warnings above); they are kept, nothing was restored"
+        )
     state = follower.state
     try:
         pin_ids = sorted(state.live_pins())

@@ -2,6 +2,8 @@
 
 import os
 
+import faiss
+
 from conf.config import Metric, ShardsConfig
 from shards.shard_index import ShardIndex
 
@@ -35,13 +37,21 @@ def shipped_configs(dim: int, metric: Metric = "ip") -> dict[str, ShardsConfig]:
     }
 
 
+def stays_in_anonymous_memory(index: faiss.Index) -> bool:
+    """Whether a sealed index's codes are read into anonymous memory, not mapped: fast-scan
+    IVF lists are repacked in blocks, which FAISS's IO_FLAG_MMAP_IFC does not map."""
+    ivf = faiss.try_extract_index_ivf(index)
+    return ivf is not None and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFastScan)
+
+
 def bytes_per_vector(index: ShardIndex) -> dict[str, float]:
     """Per vector stored in sealed segments: the FAISS index (its file: codes, ids, IVF direct
     map), the resident bookkeeping beside it (key table, segment arrays), on local disk the raw
     vectors of lossy indexes and the payload, and flat float32 for comparison.
 
     Sealed FAISS indexes are mapped from their spill files (shards/spill.py), so their size
-    is page cache that the kernel may evict, not anonymous memory.
+    is page cache that the kernel may evict, not anonymous memory, except where FAISS cannot
+    map them (stays_in_anonymous_memory).
     """
     image = index.image()
     sealed = [part.segment for part in image.segments if part.segment.sealed]
@@ -49,6 +59,11 @@ def bytes_per_vector(index: ShardIndex) -> dict[str, float]:
     if stored == 0:
         raise ValueError("no sealed segment to measure: seal() first")
     index_bytes = sum(os.path.getsize(segment.files["index"].path) for segment in sealed)
+    unmapped_bytes = sum(
+        os.path.getsize(segment.files["index"].path)
+        for segment in sealed
+        if stays_in_anonymous_memory(segment.index)
+    )
     raw_bytes = sum(segment.raw.array.nbytes for segment in sealed if segment.raw is not None)
     payload_bytes = sum(
         os.path.getsize(segment.files["payload"].path)
@@ -59,6 +74,7 @@ def bytes_per_vector(index: ShardIndex) -> dict[str, float]:
     flat = 4.0 * index.config.dim
     return {
         "faiss_index": index_bytes / stored,
+        "faiss_index_in_anonymous_memory": unmapped_bytes / stored,
         "bookkeeping": float(bookkeeping),
         "memory": index_bytes / stored + bookkeeping,
         "disk_raw": raw_bytes / stored,

@@ -695,33 +695,36 @@ class ShardIndex(LoadsSnapshots):
 
 
 def _key_table(rows: np.ndarray, segments: list[Segment]) -> KeyTable:
-    """The key table of a restored image: its rows, live ones pointed at their segments."""
-    ids, versions, owners, ages = (rows[:, column] for column in range(4))
-    slots = np.full(ids.size, TOMBSTONE, dtype=np.int32)
+    """The key table of a restored image: its rows (sorted by id, as images write them), live
+    ones pointed at their segments; one segment at a time, so temporaries stay small."""
+    ids, ages = rows[:, 0], rows[:, 3]
+    n = ids.size
+    if n > 1 and not (ids[1:] > ids[:-1]).all():
+        raise ValueError("the key rows are not sorted by unique id")
+    slots = np.full(n, TOMBSTONE, dtype=np.int32)
     positions = np.where(ages >= 0, ages, 0).astype(np.int32)
-    live_ids, live_slots, live_positions = [], [], []
+    claimed = np.zeros(n, dtype=bool)
     for segment in segments:
         held = np.flatnonzero(~segment.dead)
-        live_ids.append(segment.ids[held])
-        live_slots.append(np.full(held.size, segment.slot, dtype=np.int32))
-        live_positions.append(held.astype(np.int32))
-    found_ids = np.concatenate(live_ids)
-    order = np.argsort(ids, kind="stable")
-    at = np.searchsorted(ids[order], found_ids)
-    if found_ids.size and (
-        (at >= ids.size).any()
-        or not np.array_equal(ids[order][np.minimum(at, ids.size - 1)], found_ids)
-    ):
-        raise ValueError("a live id has no version")
-    rows_of = order[at]
-    if np.unique(rows_of).size != rows_of.size:
-        raise ValueError("an id is live in more than one segment")
-    if (ages[rows_of] >= 0).any() or rows_of.size != int((ages < 0).sum()):
+        found = segment.ids[held]
+        at = np.searchsorted(ids, found)
+        if found.size and ((at >= n).any() or (ids[np.minimum(at, n - 1)] != found).any()):
+            raise ValueError("a live id has no version")
+        if claimed[at].any() or np.unique(at).size != at.size:
+            raise ValueError("an id is live in more than one segment")
+        claimed[at] = True
+        slots[at] = segment.slot
+        positions[at] = held
+    if (ages[claimed] >= 0).any() or int(claimed.sum()) != int((ages < 0).sum()):
         raise ValueError("live ids and tombstones do not match the segments")
-    slots[rows_of] = np.concatenate(live_slots)
-    positions[rows_of] = np.concatenate(live_positions)
-    return KeyTable.of(
-        {"ids": ids, "versions": versions, "owners": owners, "slots": slots, "positions": positions}
+    return KeyTable.of_sorted(
+        {
+            "ids": np.ascontiguousarray(ids),
+            "versions": np.ascontiguousarray(rows[:, 1]),
+            "owners": np.ascontiguousarray(rows[:, 2]),
+            "slots": slots,
+            "positions": positions,
+        }
     )
 
 

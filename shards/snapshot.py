@@ -52,6 +52,7 @@ FORMAT = 1
 _SNAPSHOT_NAME = re.compile(r"snapshot-(\d{6,})")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CHUNK = 4 << 20
+_NPY_HEADER_MAX = 1 << 16  # .npy headers are shorter (format versions 1 and 2)
 T = TypeVar("T")
 
 
@@ -74,16 +75,20 @@ class Snapshot:
 
     def read_bytes(self, name: str) -> bytes:
         """The verified content of one listed file."""
-        data = bytearray()
-        self._stream(name, data.extend)
-        return bytes(data)
+        return bytes(self._read_buffer(name))
 
     def read_array(self, name: str) -> np.ndarray:
-        """A verified .npy file as an array (object arrays refused: no pickle)."""
+        """A verified .npy file as an array over the bytes read, not a copy of them (object
+        arrays refused: no pickle)."""
         try:
-            return np.load(io.BytesIO(self.read_bytes(name)), allow_pickle=False)
+            return _npy_array(self._read_buffer(name))
         except (ValueError, OSError, EOFError) as exc:
             raise CorruptSnapshot(f"{self.uri}: {name} is not a valid .npy array: {exc}") from exc
+
+    def _read_buffer(self, name: str) -> bytearray:
+        data = bytearray()
+        self._stream(name, data.extend)
+        return data
 
     def copy_to(self, name: str, destination: Path) -> None:
         """Stream one listed file to a local path, verifying it on the way."""
@@ -110,6 +115,24 @@ class Snapshot:
                 f"{self.uri}: file {name} fails its checksum ({size} bytes, manifest says "
                 f"{entry['bytes']}): truncated or damaged"
             )
+
+
+def _npy_array(data: bytearray) -> np.ndarray:
+    """The array a .npy file's bytes hold, as a view of them."""
+    header = io.BytesIO(bytes(data[:_NPY_HEADER_MAX]))
+    version = np.lib.format.read_magic(header)
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    if version not in readers:
+        raise ValueError(f".npy format version {version} is not supported")
+    shape, fortran_order, dtype = readers[version](header)
+    if dtype.hasobject:
+        raise ValueError("object arrays cannot be read without pickle")
+    count = int(np.prod(shape, dtype=np.int64))
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=header.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 class LoadsSnapshots:

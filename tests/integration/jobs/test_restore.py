@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conf.config import PinstreamConfig
-from jobs.restore import restore_pins
+from jobs.restore import RestoreError, restore_pins
 from shards.arrays import RESTORED_VERSION
 from shards.log_follower import resume
 from shards.shard_state import ShardState
@@ -94,3 +96,22 @@ def test_nothing_to_restore(cfg: PinstreamConfig, layout: str) -> None:
     else:
         assert restore_pins(cfg) is None
         assert list(Path(cfg.storage.root).iterdir()) == []
+
+
+def test_snapshots_that_cannot_be_loaded_are_kept_not_restored_as_empty(
+    cfg: PinstreamConfig,
+) -> None:
+    """Snapshots of another file layout (an older pinstream) hold pins this version cannot
+    read: the restore stops with the reason and keeps them, rather than restore nothing."""
+    write_old_snapshots(cfg, cfg.storage.root)
+    for shard in range(cfg.shards.count):
+        for path in Path(cfg.snapshot_root(shard)).glob("snapshot-*/manifest.json"):
+            manifest = json.loads(path.read_text())
+            manifest["body"]["layout"] = 1  # checksummed again: intact, only older
+            canonical = json.dumps(manifest["body"], sort_keys=True, separators=(",", ":"))
+            manifest["sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
+            path.write_text(json.dumps(manifest))
+    with pytest.raises(RestoreError, match="can be loaded"):
+        restore_pins(cfg)
+    kept = list(Path(cfg.storage.root).rglob("manifest.json"))
+    assert len(kept) == cfg.shards.count

@@ -1,11 +1,15 @@
 """A consistent copy of one shard's state, and its files in a snapshot.
 
-Files: keys.npy (int64 [n, 4]: id, newest version, owner fingerprint, tombstone age or -1 for
-a live id); the growing segment's live rows as growing-ids.npy, growing-tags.npy,
-growing-vectors.npy and growing-payload.arrow; and per segment NNNN: segment-NNNN-ids.npy,
--tags.npy, -dead.npy (bool) and -payload.arrow, then -index.faiss (a FAISS index file) and
--raw.npy (lossy indexes only) when sealed, or -vectors.npy while it was still waiting to be
-sealed. Payload files exist only for an index with a payload schema.
+Files:
+- keys-ids.npy, keys-versions.npy, keys-owners.npy, keys-ages.npy: int64 [n] each, sorted by
+  id (newest version, owner fingerprint, tombstone age or -1 for a live id); one file per
+  column, so that a reader's columns are the bytes it read, not copies of them;
+- the growing segment's live rows: growing-ids.npy, growing-tags.npy, growing-vectors.npy,
+  growing-payload.arrow;
+- per segment NNNN: segment-NNNN-ids.npy, -tags.npy, -dead.npy (bool) and -payload.arrow,
+  then -index.faiss (a FAISS index file) and -raw.npy (lossy indexes only) when sealed, or
+  -vectors.npy while it was still waiting to be sealed.
+Payload files exist only for an index with a payload schema.
 
 Sealed segments are streamed into the snapshot from their spill files and read back into a
 spill directory, mapped, not loaded into memory. A reader that already holds a segment with
@@ -41,6 +45,7 @@ from shards.spill import (
 )
 
 KIND = "pinstream-shard"
+KEY_COLUMNS = ("ids", "versions", "owners", "ages")
 LAYOUT = 2  # version of this file layout; snapshots of another are refused
 
 
@@ -68,7 +73,7 @@ class ShardImage:
 
     config: ShardsConfig
     clock: int
-    keys: np.ndarray
+    keys: dict[str, np.ndarray]  # KEY_COLUMNS, int64 [n] each
     growing: GrowingImage
     segments: list[SegmentImage]
     log_offsets: dict[int, int]
@@ -79,7 +84,7 @@ def save_image(root: str, image: ShardImage, extra_files: Mapping[str, bytes] | 
     """Publish image (plus extra files) as a new snapshot under root; return its URI."""
     has_payload = image.payload_schema is not None
     files: dict[str, bytes | Path] = {
-        "keys.npy": npy_bytes(image.keys),
+        **{f"keys-{name}.npy": npy_bytes(image.keys[name]) for name in KEY_COLUMNS},
         "growing-ids.npy": npy_bytes(image.growing.ids),
         "growing-tags.npy": npy_bytes(image.growing.tags),
         "growing-vectors.npy": npy_bytes(image.growing.vectors),
@@ -154,7 +159,9 @@ def read_image(
         has_payload = bool(meta["payload"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptSnapshot(f"{snapshot.uri}: bad shard metadata: {exc}") from exc
-    keys = _array(snapshot, "keys.npy", np.int64, (None, 4))
+    keys = {name: _array(snapshot, f"keys-{name}.npy", np.int64, (None,)) for name in KEY_COLUMNS}
+    if len({len(column) for column in keys.values()}) != 1:
+        raise CorruptSnapshot(f"{snapshot.uri}: the key columns differ in length")
     ids = _array(snapshot, "growing-ids.npy", np.int64, (None,))
     tags = _array(snapshot, "growing-tags.npy", np.int32, (len(ids),))
     vectors = _array(snapshot, "growing-vectors.npy", np.float32, (len(ids), config.dim))

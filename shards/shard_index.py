@@ -414,13 +414,20 @@ class ShardIndex(LoadsSnapshots):
             if offsets is not None:
                 self._log_offsets = offsets
             columns = self._keys.columns()
-            ages = np.where(columns["slots"] == TOMBSTONE, columns["positions"], -1)
+            ages = np.where(columns["slots"] == TOMBSTONE, columns["positions"], -1).astype(
+                np.int64
+            )
             growing = self._growing
             live = np.flatnonzero(~growing.dead)
             return ShardImage(
                 config=self._config,
                 clock=self._clock,
-                keys=np.stack([columns["ids"], columns["versions"], columns["owners"], ages], 1),
+                keys={
+                    "ids": columns["ids"],
+                    "versions": columns["versions"],
+                    "owners": columns["owners"],
+                    "ages": ages,
+                },
                 growing=GrowingImage(
                     ids=growing.ids[live].copy(),
                     tags=growing.tags[live].copy(),
@@ -694,15 +701,15 @@ class ShardIndex(LoadsSnapshots):
         return np.sort(winners[versions[winners] > seen])
 
 
-def _key_table(rows: np.ndarray, segments: list[Segment]) -> KeyTable:
+def _key_table(rows: dict[str, np.ndarray], segments: list[Segment]) -> KeyTable:
     """The key table of a restored image: its rows (sorted by id, as images write them), live
     ones pointed at their segments; one segment at a time, so temporaries stay small."""
-    ids, ages = rows[:, 0], rows[:, 3]
+    ids, ages = rows["ids"], rows["ages"]
     n = ids.size
     if n > 1 and not (ids[1:] > ids[:-1]).all():
         raise ValueError("the key rows are not sorted by unique id")
     slots = np.full(n, TOMBSTONE, dtype=np.int32)
-    positions = np.where(ages >= 0, ages, 0).astype(np.int32)
+    positions = np.maximum(ages, 0).astype(np.int32)
     claimed = np.zeros(n, dtype=bool)
     for segment in segments:
         held = np.flatnonzero(~segment.dead)
@@ -719,9 +726,9 @@ def _key_table(rows: np.ndarray, segments: list[Segment]) -> KeyTable:
         raise ValueError("live ids and tombstones do not match the segments")
     return KeyTable.of_sorted(
         {
-            "ids": np.ascontiguousarray(ids),
-            "versions": np.ascontiguousarray(rows[:, 1]),
-            "owners": np.ascontiguousarray(rows[:, 2]),
+            "ids": ids,
+            "versions": rows["versions"],
+            "owners": rows["owners"],
             "slots": slots,
             "positions": positions,
         }

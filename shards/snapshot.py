@@ -86,8 +86,18 @@ class Snapshot:
             raise CorruptSnapshot(f"{self.uri}: {name} is not a valid .npy array: {exc}") from exc
 
     def _read_buffer(self, name: str) -> bytearray:
-        data = bytearray()
-        self._stream(name, data.extend)
+        """The file's verified bytes in one buffer of the listed size, filled in place."""
+        entry = self._files.get(name)
+        data = bytearray(entry["bytes"] if entry else 0)
+        view, filled = memoryview(data), 0
+
+        def sink(chunk: bytes) -> None:
+            nonlocal filled
+            if filled + len(chunk) <= len(data):  # a longer file fails its check just after
+                view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+
+        self._stream(name, sink)
         return data
 
     def copy_to(self, name: str, destination: Path) -> None:

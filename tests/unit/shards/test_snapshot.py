@@ -123,7 +123,7 @@ def flip_byte(path: Path) -> None:
     [
         (truncate, "segment-0000-index.faiss", "fails its checksum"),
         (flip_byte, "segment-0000-index.faiss", "fails its checksum"),
-        (flip_byte, "keys.npy", "fails its checksum"),
+        (flip_byte, "keys-ids.npy", "fails its checksum"),
         (Path.unlink, "growing-vectors.npy", "is missing"),
         (Path.unlink, MANIFEST, "partial snapshot"),
         (truncate, MANIFEST, "not a valid manifest"),
@@ -157,11 +157,11 @@ def test_a_pickled_array_is_refused(tmp_path: Path) -> None:
     index = ShardIndex(ShardsConfig(dim=DIM))
     index.upsert([1], np.ones((1, DIM)))
     uri = index.save(str(tmp_path))
-    path = Path(uri) / "keys.npy"
+    path = Path(uri) / "keys-ids.npy"
     np.save(path, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     manifest = json.loads((Path(uri) / MANIFEST).read_text())
     body = manifest["body"]
-    body["files"]["keys.npy"] = {
+    body["files"]["keys-ids.npy"] = {
         "bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
@@ -178,8 +178,8 @@ def test_no_snapshot_at_all(tmp_path: Path) -> None:
     with pytest.raises(SnapshotNotFound):
         ShardIndex.load_latest(str(tmp_path / "nothing"))
     two_snapshots(tmp_path)
-    flip_byte(snapshot_file(tmp_path, "keys.npy"))
-    flip_byte(tmp_path / "snapshot-000001" / "keys.npy")
+    flip_byte(snapshot_file(tmp_path, "keys-ids.npy"))
+    flip_byte(tmp_path / "snapshot-000001" / "keys-ids.npy")
     with pytest.raises(SnapshotNotFound, match="refused"):
         ShardIndex.load_latest(str(tmp_path))
 
@@ -192,7 +192,7 @@ def test_current_is_replaced_atomically_and_a_newer_partial_snapshot_is_ignored(
     assert not list(tmp_path.glob(f"{CURRENT}.tmp-*"))
     # A writer that died before its manifest: newer, but never trusted.
     (tmp_path / "snapshot-000003").mkdir()
-    (tmp_path / "snapshot-000003" / "keys.npy").write_bytes(b"partial")
+    (tmp_path / "snapshot-000003" / "keys-ids.npy").write_bytes(b"partial")
     assert list_snapshots(str(tmp_path)) == [
         f"{tmp_path}/snapshot-000002",
         f"{tmp_path}/snapshot-000003",

@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/scale-1m.json"))
+    parser.add_argument(
+        "--skip-swap", action="store_true", help="no second snapshot and swap (saves disk)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     info = machine()
@@ -195,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         print("measuring a loaded replica and a swap", flush=True)
         first = state.save(str(Path(work) / "snapshots"), {0: 1})
-        fill(state, stream, args.n // 20, 10**5, "new-pin")
-        state.index.seal()
-        newer = state.save(str(Path(work) / "snapshots"), {0: 2})
+        swap = None
+        if not args.skip_swap:
+            fill(state, stream, args.n // 20, 10**5, "new-pin")
+            state.index.seal()
+            newer = state.save(str(Path(work) / "snapshots"), {0: 2})
         state.index.close()
         loaded = resident_bytes(first, "ShardState")
-        swap = swap_bytes(first, newer)
+        if not args.skip_swap:
+            swap = swap_bytes(first, newer)
     sizes = result["bytes_per_vector"]
     anon = None if loaded is None else loaded["anon"] / args.n
     beyond = None if anon is None else anon - sizes["faiss_index_in_anonymous_memory"]

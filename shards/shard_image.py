@@ -191,6 +191,14 @@ class _SegmentReader:
 
     def read(self, name: str, sealed: bool, lossy: bool) -> SegmentImage:
         snapshot, config = self.snapshot, self.config
+        if sealed:
+            digest = segment_digest(
+                snapshot.sha256(f"{name}-index.faiss"), snapshot.sha256(f"{name}-ids.npy")
+            )
+            held = self.shared.get(digest)
+            if held is not None:  # the same segment: only its dead mask is new
+                dead = _array(snapshot, f"{name}-dead.npy", np.bool_, (held.n,))
+                return SegmentImage(held.sharing(dead.copy()), dead)
         ids = _array(snapshot, f"{name}-ids.npy", np.int64, (None,))
         tags = _array(snapshot, f"{name}-tags.npy", np.int32, (len(ids),))
         dead = _array(snapshot, f"{name}-dead.npy", np.bool_, (len(ids),))
@@ -203,12 +211,6 @@ class _SegmentReader:
                 payload = _payload(snapshot, f"{name}-payload.arrow", len(ids), self.schema)
             segment = SealedSegment(ids, tags, flat, None, payload, sealed=False, dead=dead)
             return SegmentImage(segment, dead)
-        digest = segment_digest(
-            snapshot.sha256(f"{name}-index.faiss"), snapshot.sha256(f"{name}-ids.npy")
-        )
-        held = self.shared.get(digest)
-        if held is not None and held.n == len(ids):
-            return SegmentImage(held.sharing(dead.copy()), dead)
         files: dict[str, SpillFile] = {}
         files["index"] = self.spill.fill(
             ".faiss", lambda path: snapshot.copy_to(f"{name}-index.faiss", path)

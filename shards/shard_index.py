@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 # Vectors scored per block by exact_search: bounds its memory whatever the shard's size.
 EXACT_BLOCK = 16_384
+RESTORE_BLOCK = 65_536
 _NO_IDS = np.empty(0, dtype=np.int64)
 
 
@@ -703,25 +704,28 @@ class ShardIndex(LoadsSnapshots):
 
 def _key_table(rows: dict[str, np.ndarray], segments: list[Segment]) -> KeyTable:
     """The key table of a restored image: its rows (sorted by id, as images write them), live
-    ones pointed at their segments; one segment at a time, so temporaries stay small."""
+    ones pointed at their segments, RESTORE_BLOCK positions at a time (small temporaries)."""
     ids, ages = rows["ids"], rows["ages"]
     n = ids.size
     if n > 1 and not (ids[1:] > ids[:-1]).all():
         raise ValueError("the key rows are not sorted by unique id")
     slots = np.full(n, TOMBSTONE, dtype=np.int32)
-    positions = np.maximum(ages, 0).astype(np.int32)
+    positions = np.zeros(n, dtype=np.int32)
+    tombstones = ages >= 0
+    positions[tombstones] = ages[tombstones]
     claimed = np.zeros(n, dtype=bool)
     for segment in segments:
-        held = np.flatnonzero(~segment.dead)
-        found = segment.ids[held]
-        at = np.searchsorted(ids, found)
-        if found.size and ((at >= n).any() or (ids[np.minimum(at, n - 1)] != found).any()):
-            raise ValueError("a live id has no version")
-        if claimed[at].any() or np.unique(at).size != at.size:
-            raise ValueError("an id is live in more than one segment")
-        claimed[at] = True
-        slots[at] = segment.slot
-        positions[at] = held
+        for start in range(0, segment.n, RESTORE_BLOCK):
+            held = start + np.flatnonzero(~segment.dead[start : start + RESTORE_BLOCK])
+            found = segment.ids[held]
+            at = np.searchsorted(ids, found)
+            if found.size and ((at >= n).any() or (ids[np.minimum(at, n - 1)] != found).any()):
+                raise ValueError("a live id has no version")
+            if claimed[at].any() or np.unique(at).size != at.size:
+                raise ValueError("an id is live in more than one segment")
+            claimed[at] = True
+            slots[at] = segment.slot
+            positions[at] = held
     if (ages[claimed] >= 0).any() or int(claimed.sum()) != int((ages < 0).sum()):
         raise ValueError("live ids and tombstones do not match the segments")
     return KeyTable.of_sorted(

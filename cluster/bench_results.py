@@ -47,8 +47,8 @@ FIGURES: dict[str, FigureSpec] = {
             "shards.json",
             "resident_bytes_per_vector",
             "bytes",
-            "resident memory of a loaded shard replica (index, ids, versions, pin metadata) "
-            "divided by its live vectors",
+            "memory of a loaded shard replica (anonymous: key table, segment arrays, unmappable "
+            "FAISS lists; plus its mapped FAISS index) divided by its live vectors",
             ("index", "dim", "vectors"),
         ),
         FigureSpec(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
 import sys
@@ -39,7 +38,6 @@ import numpy as np
 import pyarrow as pa
 
 from bench.shards_bench import (
-    SCHEMA,
     SUBCLUSTERS,
     TOPICS,
     K,
@@ -48,6 +46,7 @@ from bench.shards_bench import (
     machine,
     recall,
     resident_bytes,
+    run_header,
     swap_bytes,
 )
 from conf.config import ShardsConfig
@@ -223,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     result["swap_bytes_per_vector"] = {k: v / args.n for k, v in (swap or {}).items()}
     info["load_average_at_end"] = os.getloadavg()
     output = {
-        "schema": SCHEMA,
-        "benchmark": "scale",
-        "command": " ".join(
-            ["python -m bench.scale_bench", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **run_header("scale", argv),
         "machine": info,
         "result": result,
         "goals": {

@@ -471,6 +471,17 @@ def streaming_recall(data: Data, config: ShardsConfig, seed: int, queries: int) 
     }
 
 
+def run_header(benchmark: str, argv: list[str] | None) -> dict[str, Any]:
+    """The fields every result file starts with: schema, benchmark, the command, the date."""
+    args = sys.argv[1:] if argv is None else argv
+    return {
+        "schema": SCHEMA,
+        "benchmark": benchmark,
+        "command": " ".join([f"python -m bench.{benchmark}_bench", *args]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (
@@ -550,12 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         "queries_per_step": min(200, args.queries),
     }
     output = {
-        "schema": SCHEMA,
-        "benchmark": "shards",
-        "command": " ".join(
-            ["python -m bench.shards_bench", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **run_header("shards", argv),
         "machine": info,
         "data": {
             "vectors": args.n,

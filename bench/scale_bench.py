@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 import pyarrow as pa
 
@@ -43,11 +42,13 @@ from bench.shards_bench import (
     K,
     _unit,
     compare_qps,
+    ivf_params,
     machine,
     recall,
     resident_bytes,
     run_header,
     swap_bytes,
+    with_rerank,
 )
 from conf.config import ShardsConfig
 from shards import ShardState
@@ -110,21 +111,14 @@ def direct_search(state: ShardState, config: ShardsConfig) -> Any:
     segments = [s for s in state.index._segments if s.sealed]  # the benchmark looks inside
     searches: list[tuple[Any, Any, np.ndarray]] = []
     for segment in segments:
-        base = segment.index
-        params = None
-        ivf = faiss.try_extract_index_ivf(base)
-        if ivf is not None:
-            params = faiss.SearchParametersIVF()
-            params.nprobe = min(config.nprobe, ivf.nlist)
+        params = ivf_params(segment.index, config)
         if segment.raw is not None and config.rerank_factor > 0:
-            refined = faiss.IndexRefineFlat(base, faiss.swig_ptr(segment.raw.array))
-            refined.k_factor = config.rerank_factor
-            outer = faiss.IndexRefineSearchParameters()
-            outer.k_factor = config.rerank_factor
-            outer.base_index_params = params
+            refined, outer = with_rerank(
+                segment.index, params, config.rerank_factor, segment.raw.array
+            )
             searches.append((refined, outer, segment.ids))
         else:
-            searches.append((base, params, segment.ids))
+            searches.append((segment.index, params, segment.ids))
 
     def search(queries: np.ndarray) -> np.ndarray:
         parts = []

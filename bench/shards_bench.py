@@ -162,12 +162,17 @@ def direct_index(index: ShardIndex, config: ShardsConfig) -> tuple[Any, Any, boo
     whether the shard reranks its results."""
     (segment,) = [part.segment for part in index.image().segments]
     base = faiss.deserialize_index(faiss.serialize_index(segment.index))
-    ivf = faiss.try_extract_index_ivf(base)
-    params = None
-    if ivf is not None:
-        params = faiss.SearchParametersIVF()
-        params.nprobe = min(config.nprobe, ivf.nlist)
-    return base, params, segment.raw is not None and config.rerank_factor > 0
+    return base, ivf_params(base, config), segment.raw is not None and config.rerank_factor > 0
+
+
+def ivf_params(index: Any, config: ShardsConfig) -> Any:
+    """The search parameters a shard uses on index: its nprobe for IVF, None otherwise."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:
+        return None
+    params = faiss.SearchParametersIVF()
+    params.nprobe = min(config.nprobe, ivf.nlist)
+    return params
 
 
 def with_rerank(base: Any, base_params: Any, k_factor: int, vectors: np.ndarray) -> tuple[Any, Any]:

@@ -10,8 +10,10 @@ _INT64_MAX = np.iinfo(np.int64).max
 RESTORED_VERSION = -1
 
 
-def check_int_array(values: Any, name: str, minimum: int = 0) -> np.ndarray:
-    """Return values as a 1-D int64 array of ints >= minimum, or raise ValueError."""
+def check_int_array(
+    values: Any, name: str, minimum: int = 0, maximum: int = _INT64_MAX
+) -> np.ndarray:
+    """Return values as a 1-D int64 array of ints in [minimum, maximum], or raise ValueError."""
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
@@ -24,6 +26,8 @@ def check_int_array(values: Any, name: str, minimum: int = 0) -> np.ndarray:
     array = array.astype(np.int64, copy=False)
     if int(array.min()) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {int(array.min())}")
+    if int(array.max()) > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {int(array.max())}")
     return array
 
 

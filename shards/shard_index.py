@@ -30,7 +30,13 @@ import numpy as np
 import pyarrow as pa
 
 from conf.config import ShardsConfig, higher_is_better
-from shards.arrays import RESTORED_VERSION, check_ids, check_matrix, check_versions
+from shards.arrays import (
+    RESTORED_VERSION,
+    check_ids,
+    check_int_array,
+    check_matrix,
+    check_versions,
+)
 from shards.exceptions import CorruptSnapshot
 from shards.key_table import MISSING, TOMBSTONE, KeyTable
 from shards.segments import GrowingSegment, SealedSegment, Segment, Selection
@@ -54,6 +60,7 @@ log = logging.getLogger(__name__)
 EXACT_BLOCK = 16_384
 RESTORE_BLOCK = 65_536
 _NO_IDS = np.empty(0, dtype=np.int64)
+_INT64_RANGE = (int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max))
 
 
 @dataclass(frozen=True)
@@ -156,8 +163,8 @@ class ShardIndex(LoadsSnapshots):
                 f"ids and vectors must have the same length, got {n} and {len(matrix)}"
             )
         given_versions = check_versions(versions, n)
-        owner_values = _int_column(owners, n, "owners", np.int64)
-        tag_values = _int_column(tags, n, "tags", np.int32)
+        owner_values = _int_column(owners, n, "owners", np.int64, *_INT64_RANGE)
+        tag_values = _int_column(tags, n, "tags", np.int32, 0, np.iinfo(np.int32).max)
         self._check_payload(payload, n)
         with self._lock:
             stamped = self._stamp(given_versions, n)
@@ -185,7 +192,7 @@ class ShardIndex(LoadsSnapshots):
         """
         keys = check_ids(ids)
         given_versions = check_versions(versions, keys.shape[0])
-        owner_values = _int_column(owners, keys.shape[0], "owners", np.int64)
+        owner_values = _int_column(owners, keys.shape[0], "owners", np.int64, *_INT64_RANGE)
         with self._lock:
             stamped = self._stamp(given_versions, keys.shape[0])
             rows = self._accepted_rows(keys, stamped)
@@ -745,15 +752,15 @@ def _ids_at(segment: Segment, positions: np.ndarray) -> np.ndarray:
     return keys
 
 
-def _int_column(values: Any, n: int, name: str, dtype: type[np.generic]) -> np.ndarray:
-    """values as an int array of length n (zeros when None)."""
+def _int_column(
+    values: Any, n: int, name: str, dtype: type[np.generic], minimum: int, maximum: int
+) -> np.ndarray:
+    """values as n ints in [minimum, maximum] of dtype (zeros when None)."""
     if values is None:
         return np.zeros(n, dtype=dtype)
-    array = np.asarray(values)
-    if array.shape != (n,) or (n and array.dtype.kind not in "iu"):
-        raise ValueError(f"{name} must be {n} integers, got shape {array.shape} {array.dtype}")
-    if name == "tags" and n and (array.min() < 0 or array.max() > np.iinfo(np.int32).max):
-        raise ValueError("tags must be in [0, 2**31)")
+    array = check_int_array(values, name, minimum, maximum)
+    if array.shape != (n,):
+        raise ValueError(f"{name} must be {n} integers, got {array.shape[0]}")
     return array.astype(dtype, copy=False)
 
 

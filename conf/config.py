@@ -291,6 +291,11 @@ def autoscaling_config(key: str, settings: Mapping[str, Any]) -> AutoscalingConf
         raise ValueError(f"{key}{'.' + where if where else ''}: {message}") from None
 
 
+# The most queries one batch search request may hold, whatever the config says (the HTTP
+# schema's bound; serve.max_batch_queries sets the deployment's own).
+MAX_BATCH_QUERIES = 1000
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """The Ray Serve application: HTTP address, per-deployment resources, scaling, limits, keys."""
@@ -312,7 +317,16 @@ class ServeConfig:
     # AutoscalingConfig (its keys; those left out take Ray's defaults): in [min_replicas,
     # max_replicas], aiming at target_ongoing_requests per replica; min == max: that many.
     shard_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(SHARD_AUTOSCALING))
-    shard_max_ongoing_requests: int = 16
+    shard_max_ongoing_requests: int = 32
+    # Cross-request batching at a shard replica: concurrent queries are searched as one FAISS
+    # call, up to this many, waiting at most this long for a batch to fill.
+    shard_max_batch_size: int = 16
+    shard_batch_wait_s: float = 0.001
+    # Hedged shard requests: a search not answered by this quantile of the shard's observed
+    # latency goes to a second replica too, and the first answer wins (0 = off; only where a
+    # shard deployment may run 2 or more replicas).
+    hedge_quantile: float = 0.95
+    hedge_min_samples: int = 20
     # Readiness: a new shard replica takes traffic only once it has applied its log
     # partition to within `shard_ready_max_lag` records and a poll found nothing new
     # for `shard_ready_idle_s`; it gives up (and Serve retries it) after the timeout.
@@ -326,6 +340,7 @@ class ServeConfig:
     # keys) and the largest request body accepted.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = 1024 * 1024
+    max_batch_queries: int = 64
 
     @property
     def shard_scaling(self) -> AutoscalingConfig:
@@ -340,11 +355,15 @@ class ServeConfig:
             "encoder_max_batch_size",
             "shard_timeout_s",
             "shard_max_ongoing_requests",
+            "shard_max_batch_size",
+            "shard_batch_wait_s",
+            "hedge_min_samples",
             "shard_ready_idle_s",
             "shard_ready_timeout_s",
             "snapshot_poll_s",
             "traffic_poll_s",
             "max_body_bytes",
+            "max_batch_queries",
         ):
             _positive(name, getattr(self, name))
         for name in (
@@ -356,6 +375,18 @@ class ServeConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.recall_sample_rate <= 1.0:
             raise ValueError(f"recall_sample_rate must be in [0, 1], got {self.recall_sample_rate}")
+        if self.max_batch_queries > MAX_BATCH_QUERIES:
+            raise ValueError(
+                f"max_batch_queries must be <= {MAX_BATCH_QUERIES}, got {self.max_batch_queries}"
+            )
+        if not 0.0 <= self.hedge_quantile < 1.0:
+            raise ValueError(f"hedge_quantile must be in [0, 1), got {self.hedge_quantile}")
+        if self.shard_max_batch_size > self.shard_max_ongoing_requests:
+            # A replica never holds more queries than it may take at once.
+            raise ValueError(
+                f"shard_max_batch_size ({self.shard_max_batch_size}) must be "
+                f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
+            )
         target = self.shard_scaling.target_ongoing_requests
         if target is not None and target > self.shard_max_ongoing_requests:
             # Serve never scales up when a replica cannot take its target.

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from conf.config import MAX_BATCH_QUERIES
+
 MAX_K = 1000
 MAX_TEXT_CHARS = 2000
 MAX_PIN_ID_CHARS = 64
@@ -92,6 +94,38 @@ class PinResponse(BaseModel):
     board: str
     version: int
     generation: str
+
+
+class BatchSearchRequest(BaseModel):
+    """Many searches in one request, each with its own text or vector, k and filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[SearchRequest] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_QUERIES,
+        description="Answered in this order; at most serve.max_batch_queries of them.",
+    )
+
+
+class QueryError(BaseModel):
+    """Why one query of a batch got no answer: the status code and detail that the same query
+    alone would have got from POST /v1/search."""
+
+    status: int
+    detail: str
+
+
+class BatchSearchItem(BaseModel):
+    """One query's answer, or its error (exactly one of them)."""
+
+    response: SearchResponse | None = None
+    error: QueryError | None = None
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[BatchSearchItem] = Field(description="One item per query, in request order.")
+    took_ms: float
 
 
 class ErrorResponse(BaseModel):

@@ -6,7 +6,8 @@ an application of its own, `generation_app_name(cfg, generation)`, with the same
 names, and the ingress reaches it by name when the traffic policy sends it a query.
 
 A shard that does not answer in time, or whose replica is gone, is left out of an answer
-(`missing`); any other error of a shard call is a bug and fails the query.
+(`missing`); any other error of a shard call is a bug and fails the query. Searches of a shard
+that runs two or more replicas are hedged (serve/hedging.py).
 """
 
 import asyncio
@@ -23,7 +24,9 @@ from ray.serve.handle import DeploymentHandle
 from conf.config import ServeConfig
 from serve.exceptions import PinNotIndexed, ShardUnavailable
 from serve.filters import SearchFilter
+from serve.hedging import LatencyWindow, first_answer
 from serve.metrics import IngressMetrics
+from serve.shard_query import ShardQuery
 from shards.shard_state import Hits
 from shards.top_k import merge_top_k
 from streams.routing import shard_of
@@ -41,6 +44,8 @@ SHARD_LOST: tuple[type[Exception], ...] = (
     DeploymentUnavailableError,
     ReplicaUnavailableError,
 )
+# Shard methods that only read, and may therefore be sent to a second replica.
+HEDGED_METHODS = frozenset({"search", "search_batch"})
 
 
 class GenerationClient:
@@ -61,6 +66,14 @@ class GenerationClient:
         self.settings = settings
         self.metric = metric
         self.metrics = metrics
+        # The shards that run 2 or more replicas now (the ingress refreshes it): only their
+        # searches are hedged.
+        self.hedge_shards: frozenset[int] = frozenset()
+        self._latency = {
+            (shard, method): LatencyWindow()
+            for shard in range(len(shards))
+            for method in HEDGED_METHODS
+        }
 
     async def encode(self, text: str) -> np.ndarray:
         """The query vector of text in this generation's space."""
@@ -71,12 +84,26 @@ class GenerationClient:
         self, vector: np.ndarray, k: int, keep: SearchFilter, exact: bool = False
     ) -> tuple[Hits, list[int]]:
         """Merged top-k over every shard that answered, and the shards that did not."""
-        answers, missing = await self.fan_out("search", vector, k, keep, exact)
-        hits = [hit for per_shard in answers.values() for hit in per_shard[0]]
+        answers, missing = await self.fan_out("search", ShardQuery(vector, k, keep, exact))
+        return self._merged(list(answers.values()), k), missing
+
+    async def search_many(self, queries: list[ShardQuery]) -> tuple[list[Hits], list[int]]:
+        """Merged top-k of each query, in order, from one call per shard; and the shards that
+        did not answer (missing from every answer alike)."""
+        answers, missing = await self.fan_out("search_batch", queries)
+        by_query = list(zip(*answers.values(), strict=True)) or [() for _ in queries]
+        merged = [
+            self._merged(list(hits), query.k) for hits, query in zip(by_query, queries, strict=True)
+        ]
+        return merged, missing
+
+    def _merged(self, per_shard: list[Hits], k: int) -> Hits:
+        """The best k of the shards' hits, best first."""
+        hits = [hit for shard_hits in per_shard for hit in shard_hits]
         scores = np.array([[hit["score"] for hit in hits]], dtype=np.float32).reshape(1, -1)
         positions = np.arange(len(hits), dtype=np.int64).reshape(1, -1)
         _, best = merge_top_k([(scores, positions)], 1, k, self.metric)
-        return [hits[i] for i in best[0].tolist() if i >= 0], missing
+        return [hits[i] for i in best[0].tolist() if i >= 0]
 
     async def get(self, pin_id: str) -> dict[str, Any]:
         """The indexed pin with its vector; PinNotIndexed when absent, ShardUnavailable when
@@ -109,8 +136,13 @@ class GenerationClient:
         """One shard call within serve.shard_timeout_s, timed; failures counted. A shard that
         did not answer raises ShardUnavailable; any other error is raised as it came."""
         started = time.perf_counter()
+        handle_method = getattr(self.shards[shard], method)
         try:
-            call = getattr(self.shards[shard], method).remote(*args)
+            call = first_answer(
+                lambda: handle_method.remote(*args),
+                self._hedge_after(shard, method),
+                lambda: self.metrics.shard_hedges.inc(tags={"shard": str(shard), "method": method}),
+            )
             result = await asyncio.wait_for(call, self.settings.shard_timeout_s)
         except SHARD_LOST as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else "unavailable"
@@ -120,10 +152,18 @@ class GenerationClient:
         except Exception as exc:
             self._failed(shard, method, "error", exc)
             raise
-        self.metrics.shard_latency.observe(
-            time.perf_counter() - started, tags={"shard": str(shard), "method": method}
-        )
+        took_s = time.perf_counter() - started
+        if method in HEDGED_METHODS:
+            self._latency[shard, method].observe(took_s)
+        self.metrics.shard_latency.observe(took_s, tags={"shard": str(shard), "method": method})
         return result
+
+    def _hedge_after(self, shard: int, method: str) -> float | None:
+        """How long a call may run before it is hedged; None: not hedged."""
+        quantile = self.settings.hedge_quantile
+        if method not in HEDGED_METHODS or shard not in self.hedge_shards or quantile == 0:
+            return None
+        return self._latency[shard, method].quantile(quantile, self.settings.hedge_min_samples)
 
     def _failed(self, shard: int, method: str, reason: str, exc: Exception) -> None:
         tags = {"shard": str(shard), "method": method, "reason": reason}

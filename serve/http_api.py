@@ -7,6 +7,7 @@ code, and any other exception is a bug: a 500 naming a request id.
 """
 
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,8 +16,12 @@ from fastapi.responses import JSONResponse
 
 from serve.api_models import (
     MAX_PIN_ID_CHARS,
+    BatchSearchItem,
+    BatchSearchRequest,
+    BatchSearchResponse,
     ErrorResponse,
     PinResponse,
+    QueryError,
     RelatedQuery,
     SearchRequest,
     SearchResponse,
@@ -73,6 +78,17 @@ def status_of(exc: ServeError) -> int | None:
     return None
 
 
+def batch_item(outcome: SearchResponse | ServeError) -> BatchSearchItem:
+    """A batch query's item: its response, or its error with the status it alone would get.
+    An error the API does not expect is a bug: raised, so the request gets a 500."""
+    if not isinstance(outcome, ServeError):
+        return BatchSearchItem(response=outcome)
+    status = status_of(outcome)
+    if status is None:
+        raise outcome
+    return BatchSearchItem(error=QueryError(status=status, detail=str(outcome)))
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the error codes a route can answer (besides 422)."""
     common = (401, 403, 413, 500)
@@ -97,6 +113,18 @@ def create_api(ingress: "Ingress") -> FastAPI:
     async def search(request: SearchRequest) -> SearchResponse:
         """Similar pins for a text or a vector; `boards` and `exclude_pin_ids` filter them."""
         return await ingress.search(request)
+
+    @api.post("/v1/search/batch", response_model=BatchSearchResponse, responses=errors())
+    async def search_batch(request: BatchSearchRequest) -> BatchSearchResponse:
+        """Many searches at once, answered in order; a query that fails alone gets its own
+        `error` (status and detail as POST /v1/search would answer it), the others answer.
+        Each shard sees one call for the whole batch."""
+        started = time.perf_counter()
+        outcomes = await ingress.search_batch(request)
+        return BatchSearchResponse(
+            results=[batch_item(outcome) for outcome in outcomes],
+            took_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
 
     @api.get("/v1/pins/{pin_id}", response_model=PinResponse, responses=errors(404, 503))
     async def pin(pin_id: PinIdPath) -> PinResponse:

@@ -16,16 +16,16 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import PinstreamConfig
-from serve.answer_checks import AnswerChecks, Run
+from serve.answer_checks import AnswerChecks
 from serve.api_models import (
+    BatchSearchRequest,
     PinResponse,
     RelatedQuery,
     SearchHit,
@@ -33,11 +33,10 @@ from serve.api_models import (
     SearchResponse,
 )
 from serve.auth import api_keys
-from serve.exceptions import GenerationNotServed, InvalidQuery, PinNotIndexed, ShardUnavailable
+from serve.exceptions import GenerationNotServed, InvalidQuery, ServeError
 from serve.filters import SearchFilter
 from serve.generation import (
     ENCODER_DEPLOYMENT,
-    Answer,
     GenerationClient,
     generation_app_name,
     shard_deployment_name,
@@ -45,58 +44,15 @@ from serve.generation import (
 from serve.generation_monitor import GenerationMonitor
 from serve.http_api import create_api
 from serve.metrics import IngressMetrics
-from serve.traffic import TrafficPolicy, TrafficPolicyError, TrafficStore
+from serve.query_plan import QueryPlan, Route, Served, serve_plans
+from serve.replica_counts import multi_replica_shards
+from serve.traffic import TrafficPolicyError, TrafficStore
 from streams.ingest_health import read_health
 
 log = logging.getLogger(__name__)
 
 # What an ingress is served as: an ASGI app (FastAPI's, from serve.http_api).
 AsgiApp = Callable[..., Awaitable[None]]
-# The role a generation answers a query in, as /v1/generations counts them: the policy's
-# primary or canary, the generation the request named ("pinned", even when that is the
-# primary), or the fallback that took over a low-confidence answer.
-Role = Literal["primary", "canary", "pinned", "fallback"]
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where one query goes: who answers first and in which role, who may take over a
-    low-confidence answer, who shadows (a pinned query has neither)."""
-
-    answer: GenerationClient
-    role: Role
-    fallback: GenerationClient | None = None
-    shadow: GenerationClient | None = None
-    policy: TrafficPolicy | None = None
-
-    def fallback_for(self, first: Answer, metric: str) -> GenerationClient | None:
-        """The generation to ask instead of `first`: the fallback when the policy finds `first`
-        low-confidence, else None."""
-        if self.policy is None or not self.policy.low_confidence(first.top_score, metric):
-            return None
-        return self.fallback
-
-
-@dataclass(frozen=True)
-class Served:
-    """The answer a query gets, the role it was given in, and whose low-confidence answer
-    it replaced (None unless the fallback answered)."""
-
-    answer: Answer
-    role: Role
-    fallback_from: str | None = None
-
-    def response(self, took_s: float) -> SearchResponse:
-        """The response body."""
-        answer = self.answer
-        return SearchResponse(
-            results=[SearchHit.model_validate(hit) for hit in answer.hits],
-            generation=answer.generation,
-            fallback_from=self.fallback_from,
-            partial=bool(answer.missing),
-            missing_shards=answer.missing,
-            took_ms=round(took_s * 1000, 3),
-        )
 
 
 class Ingress:
@@ -157,25 +113,30 @@ class Ingress:
     async def search(self, request: SearchRequest) -> SearchResponse:
         """Similar pins for a text or a vector, filtered."""
         started = time.perf_counter()
-        keep = SearchFilter.of(request.boards, request.exclude_pin_ids)
-        k = request.k
-        if request.vector is not None:
-            # A vector lives in one model's space: the generation it names, else the primary.
-            vector = self._checked_vector(request.vector)
-            route = self._route(request.generation or self.policy.primary, pinned=True)
+        outcome = (await self._answer([self._search_plan(request)], started))[0]
+        if isinstance(outcome, ServeError):
+            raise outcome
+        return outcome
 
-            async def by_vector(client: GenerationClient) -> Answer:
-                return Answer(client, vector, *await client.search(vector, k, keep))
-
-            return await self._answer("/v1/search", route, by_vector, k, keep, started)
-        text = str(request.text)
-
-        async def by_text(client: GenerationClient) -> Answer:
-            vector = await client.encode(text)
-            return Answer(client, vector, *await client.search(vector, k, keep))
-
-        route = self._route(request.generation)
-        return await self._answer("/v1/search", route, by_text, k, keep, started)
+    async def search_batch(self, request: BatchSearchRequest) -> list[SearchResponse | ServeError]:
+        """Each query's answer, in order, or the error it alone gets (a generation not served,
+        a vector of the wrong size); every shard sees one call for all of them."""
+        started = time.perf_counter()
+        limit = self.cfg.serve.max_batch_queries
+        if len(request.queries) > limit:
+            raise InvalidQuery(
+                f"a batch holds at most {limit} queries (serve.max_batch_queries), "
+                f"got {len(request.queries)}"
+            )
+        plans: list[QueryPlan | ServeError] = []
+        for query in request.queries:
+            try:
+                plans.append(self._search_plan(query, "/v1/search/batch"))
+            except ServeError as exc:
+                plans.append(exc)
+        runnable = [plan for plan in plans if isinstance(plan, QueryPlan)]
+        answered = iter(await self._answer(runnable, started))
+        return [plan if isinstance(plan, ServeError) else next(answered) for plan in plans]
 
     async def pin(self, pin_id: str) -> PinResponse:
         """The indexed pin in the primary generation (PinNotIndexed when it is not)."""
@@ -192,16 +153,41 @@ class Ingress:
     async def related(self, pin_id: str, query: RelatedQuery) -> SearchResponse:
         """Pins similar to an indexed pin (the pin itself excluded), filtered."""
         started = time.perf_counter()
-        keep = SearchFilter.of(query.boards, [*query.exclude_pin_ids, pin_id])
 
-        async def by_pin(client: GenerationClient) -> Answer:
-            vector = (await client.get(pin_id))["vector"]
-            return Answer(client, vector, *await client.search(vector, query.k, keep))
+        async def pin_vector(client: GenerationClient) -> np.ndarray:
+            vector: np.ndarray = (await client.get(pin_id))["vector"]
+            return vector
 
-        route = self._route(query.generation)
-        return await self._answer(
-            "/v1/pins/{pin_id}/related", route, by_pin, query.k, keep, started
+        plan = QueryPlan(
+            "/v1/pins/{pin_id}/related",
+            self._route(query.generation),
+            pin_vector,
+            query.k,
+            SearchFilter.of(query.boards, [*query.exclude_pin_ids, pin_id]),
         )
+        outcome = (await self._answer([plan], started))[0]
+        if isinstance(outcome, ServeError):
+            raise outcome
+        return outcome
+
+    def _search_plan(self, request: SearchRequest, endpoint: str = "/v1/search") -> QueryPlan:
+        """The plan of a search by text or by vector (GenerationNotServed, InvalidQuery)."""
+        keep = SearchFilter.of(request.boards, request.exclude_pin_ids)
+        if request.vector is not None:
+            # A vector lives in one model's space: the generation it names, else the primary.
+            vector = self._checked_vector(request.vector)
+            route = self._route(request.generation or self.policy.primary, pinned=True)
+
+            async def given(client: GenerationClient) -> np.ndarray:
+                return vector
+
+            return QueryPlan(endpoint, route, given, request.k, keep)
+        text = str(request.text)
+
+        async def encoded(client: GenerationClient) -> np.ndarray:
+            return await client.encode(text)
+
+        return QueryPlan(endpoint, self._route(request.generation), encoded, request.k, keep)
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -222,30 +208,22 @@ class Ingress:
         )
 
     async def _answer(
-        self, endpoint: str, route: Route, run: Run, k: int, keep: SearchFilter, started: float
-    ) -> SearchResponse:
-        """Serve one query on its route, count it, start its checks, build the response."""
-        served = await self._serve(route, run)
+        self, plans: list[QueryPlan], started: float
+    ) -> list[SearchResponse | ServeError]:
+        """Serve the plans, count them, start their checks, build their responses."""
+        outcomes = await serve_plans(plans, self.cfg.shards.metric)
         took_s = time.perf_counter() - started
-        self._count(endpoint, served, took_s)
-        if route.shadow is not None:
-            self.checks.shadow(route.shadow, run, served.answer)
-        self.checks.sample_recall(served.answer, k, keep)
-        return served.response(took_s)
-
-    async def _serve(self, route: Route, run: Run) -> Served:
-        """The route's answer, or the fallback's when the policy finds it low-confidence and
-        the fallback can answer."""
-        first = await run(route.answer)
-        fallback = route.fallback_for(first, self.cfg.shards.metric)
-        if fallback is None:
-            return Served(first, route.role)
-        try:
-            answer = await run(fallback)
-        except (PinNotIndexed, ShardUnavailable) as exc:  # e.g. the pin is not in it yet
-            log.info("fallback %s not used: %s", fallback.generation, exc)
-            return Served(first, route.role)
-        return Served(answer, "fallback", fallback_from=first.generation)
+        responses: list[SearchResponse | ServeError] = []
+        for plan, served in zip(plans, outcomes, strict=True):
+            if isinstance(served, ServeError):
+                responses.append(served)
+                continue
+            self._count(plan.endpoint, served, took_s)
+            if plan.route.shadow is not None:
+                self.checks.shadow(plan.route.shadow, plan.run, served.answer)
+            self.checks.sample_recall(served.answer, plan.k, plan.keep)
+            responses.append(_response(served, took_s))
+        return responses
 
     def _count(self, endpoint: str, served: Served, took_s: float) -> None:
         """Metrics of one answered query: partial answers, and answers by generation and role."""
@@ -259,6 +237,18 @@ class Ingress:
         while True:  # a daemon thread: it ends with the replica
             time.sleep(self.cfg.serve.traffic_poll_s)
             self._refresh_policy()
+            self._refresh_hedging()
+
+    def _refresh_hedging(self) -> None:
+        """Hedge the searches of the shards that run 2 or more replicas now."""
+        settings = self.cfg.serve
+        if settings.hedge_quantile == 0 or settings.shard_scaling.max_replicas < 2:
+            return
+        for generation, client in self._clients.items():
+            app_name = self.cfg.serve.app_name
+            if generation != self.generation:
+                app_name = generation_app_name(app_name, generation)
+            client.hedge_shards = multi_replica_shards(app_name, len(client.shards))
 
     def _refresh_policy(self) -> None:
         """Adopt the stored policy once every generation it names is reachable."""
@@ -303,3 +293,16 @@ class Ingress:
         if not np.isfinite(vector).all():
             raise InvalidQuery("vector values must be finite numbers")
         return vector
+
+
+def _response(served: Served, took_s: float) -> SearchResponse:
+    """The response body of a served query."""
+    answer = served.answer
+    return SearchResponse(
+        results=[SearchHit.model_validate(hit) for hit in answer.hits],
+        generation=answer.generation,
+        fallback_from=served.fallback_from,
+        partial=bool(answer.missing),
+        missing_shards=answer.missing,
+        took_ms=round(took_s * 1000, 3),
+    )

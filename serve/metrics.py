@@ -44,6 +44,12 @@ class IngressMetrics:
             description="shard calls that timed out or failed, by shard, method and reason",
             tag_keys=("shard", "method", "reason"),
         )
+        self.shard_hedges = metrics.Counter(
+            "pinstream_shard_hedges",
+            description="shard calls sent to a second replica because the first was slower "
+            "than the shard's hedge quantile, by shard and method",
+            tag_keys=("shard", "method"),
+        )
         self.generation_queries = metrics.Counter(
             "pinstream_generation_queries",
             description="queries answered, by model generation and role "
@@ -80,6 +86,15 @@ def encoder_batch_size_histogram() -> metrics.Histogram:
     return metrics.Histogram(
         "pinstream_encoder_batch_size",
         description="query texts per encoder batch",
+        boundaries=BATCH_SIZE_BUCKETS,
+    )
+
+
+def shard_batch_size_histogram() -> metrics.Histogram:
+    """Sizes of the query batches a shard replica searches (cross-request batching at work)."""
+    return metrics.Histogram(
+        "pinstream_shard_batch_size",
+        description="queries per batch a shard replica searched",
         boundaries=BATCH_SIZE_BUCKETS,
     )
 

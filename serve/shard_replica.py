@@ -12,18 +12,21 @@ Queries keep reading the old state until the swap, so none fails or sees an olde
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from typing import Any
 
-import numpy as np
+from ray import serve
 
 from conf.config import PinstreamConfig
 from conf.errors import StorageError
 from serve.exceptions import ShardNotReady
-from serve.filters import SearchFilter, search_state
 from serve.freshness import FreshnessTracker
+from serve.metrics import shard_batch_size_histogram
+from serve.shard_query import ShardQuery, answer_queries, group_count
 from shards.exceptions import SnapshotError
 from shards.log_follower import LogFollower, resume
 from shards.readiness import CatchUp
@@ -40,7 +43,11 @@ RETIRE_AFTER_S = 30.0
 
 
 class ShardReplica:
-    """Applies its partition of the log in a background thread; searches any time."""
+    """Applies its partition of the log in a background thread; searches any time.
+
+    Concurrent `search` calls are gathered by Serve's batcher (`serve.shard_max_batch_size`,
+    `serve.shard_batch_wait_s`) and searched together; `search_batch` takes a list at once.
+    """
 
     def __init__(self, cfg: PinstreamConfig, shard: int, poll_timeout_ms: int = 100) -> None:
         if cfg.broker.is_local:
@@ -53,6 +60,13 @@ class ShardReplica:
         self.freshness = FreshnessTracker(shard)
         self._last_applied_ms = 0
         self._swaps = 0
+        self.batch_sizes = shard_batch_size_histogram()
+        self._batches: Counter[int] = Counter()  # batch size -> batches searched
+        self._faiss_calls = 0
+        self._counts_lock = threading.Lock()  # batches are searched in worker threads
+        batched: Any = self.search  # the @serve.batch wrapper, typed as the plain method
+        batched.set_max_batch_size(cfg.serve.shard_max_batch_size)
+        batched.set_batch_wait_timeout_s(cfg.serve.shard_batch_wait_s)
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._end_offset: int | None = None
@@ -199,12 +213,21 @@ class ShardReplica:
         while self._retired and now - self._retired[0][0] >= after_s:
             self._retired.pop(0)[1].index.close()
 
-    def search(
-        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
-    ) -> list[Hits]:
-        """Top-k per query vector, best first; with a filter, the top-k that pass it;
-        exact=True by brute force (for the online recall monitor)."""
-        return search_state(self.state, vectors, k, keep, exact)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.001)
+    async def search(self, queries: list[ShardQuery]) -> list[Hits]:
+        """Top-k of one query, best first, among the pins that pass its filter. Serve gathers
+        concurrent calls into `queries`; FAISS runs in a worker thread (it releases the GIL),
+        so the next batch gathers while this one is searched."""
+        return await asyncio.to_thread(self.search_batch, queries)
+
+    def search_batch(self, queries: list[ShardQuery]) -> list[Hits]:
+        """Top-k of each query, in order: one FAISS search per group of queries that share k,
+        filter and mode (serve/shard_query.py)."""
+        self.batch_sizes.observe(len(queries))
+        with self._counts_lock:
+            self._batches[len(queries)] += 1
+            self._faiss_calls += group_count(queries)
+        return answer_queries(self.state, queries)
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
         """The indexed pin with its vector, or None."""
@@ -227,6 +250,8 @@ class ShardReplica:
             "started_from": self.started_from,
             "snapshot_swaps": self._swaps,
             "freshness": self.freshness.percentiles(),
+            "batches": {str(size): count for size, count in sorted(self._batches.items())},
+            "faiss_searches": self._faiss_calls,
         }
 
     def check_health(self) -> None:

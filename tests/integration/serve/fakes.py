@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from serve.filters import SearchFilter
+from serve.shard_query import ShardQuery
 
 
 class FailingEncoder:
@@ -33,12 +33,13 @@ class FakeShard:
             os._exit(1)  # a lost replica: the caller gets ActorDiedError, or waits for another
         time.sleep(self.delay_s)
 
-    def search(
-        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
-    ) -> list[list[dict[str, Any]]]:
+    def search(self, query: ShardQuery) -> list[dict[str, Any]]:
+        return self.search_batch([query])[0]
+
+    def search_batch(self, queries: list[ShardQuery]) -> list[list[dict[str, Any]]]:
         self._answer()
         hit = {"pin_id": f"from-{self.shard}", "score": 0.5, "title": "t", "board": "b"}
-        return [[hit] for _ in np.atleast_2d(vectors)]
+        return [[hit] for _ in queries]
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
         self._answer()
@@ -50,3 +51,25 @@ class FakeShard:
         if self.dies:
             os._exit(1)
         return {"shard": self.shard, "pins": 1}
+
+
+class UnevenShard(FakeShard):
+    """Run as two replicas: the first to start pauses `pause_s` on every `every`-th search and
+    leaves a file in `marker_dir` for each pause; the other never pauses."""
+
+    def __init__(self, shard: int, marker_dir: str, pause_s: float, every: int) -> None:
+        super().__init__(shard)
+        self.marker_dir, self.pause_s, self.every = marker_dir, pause_s, every
+        try:
+            os.close(os.open(os.path.join(marker_dir, "slow-replica"), os.O_CREAT | os.O_EXCL))
+            self.slow = True
+        except FileExistsError:
+            self.slow = False
+        self.calls = 0
+
+    def search_batch(self, queries: list[ShardQuery]) -> list[list[dict[str, Any]]]:
+        self.calls += 1
+        if self.slow and self.calls % self.every == 0:
+            open(os.path.join(self.marker_dir, f"pause-{self.calls}"), "w").close()
+            time.sleep(self.pause_s)
+        return super().search_batch(queries)

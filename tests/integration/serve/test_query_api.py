@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,3 +205,80 @@ def test_metrics_reach_prometheus(api: Api) -> None:
         )
 
     wait_until(exported, timeout_s=60, what="pinstream metrics in Prometheus")
+
+
+def prometheus_lines() -> list[str]:
+    node = ray.get_runtime_context().get_node_id()
+    port = next(n["MetricsExportPort"] for n in ray.nodes() if n["NodeID"] == node)
+    return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines()
+
+
+def batches_over_one(lines: list[str], metric: str) -> float:
+    """Batches of more than one in a batch-size histogram: its count less its le=1 bucket."""
+    count = sum(float(x.split()[-1]) for x in lines if x.startswith(f"{metric}_count"))
+    ones = sum(
+        float(x.split()[-1]) for x in lines if x.startswith(f"{metric}_bucket") and 'le="1.0"' in x
+    )
+    return count - ones
+
+
+def queries_of(api: Api, count: int) -> list[dict]:
+    """Vector and text queries with their own k and filters."""
+    boards = sorted({p.event.board for p in api.pins})
+    queries: list[dict] = []
+    for i in range(count):
+        query: dict = {"k": (3, 5, 8)[i % 3]}
+        if i % 2:
+            query["text"] = api.pins[i % COUNT].event.title
+        else:
+            query["vector"] = api.vectors[i % COUNT].tolist()
+        if i % 4 == 1:
+            query["boards"] = boards[: 1 + i % 3]
+        if i % 5 == 2:
+            query["exclude_pin_ids"] = [api.pins[(i + 1) % COUNT].event.pin_id]
+        queries.append(query)
+    return queries
+
+
+def test_concurrent_queries_are_batched_and_each_gets_its_answer_alone(api: Api) -> None:
+    queries = queries_of(api, 48)
+    alone = [ids(api.post(query)) for query in queries]
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda q: ids(api.post(q)), queries)) == alone
+    shards = requests.get(f"{api.url}/healthz", timeout=10).json()["shards"]
+    batched = {s["shard"]: {int(n): c for n, c in s["batches"].items()} for s in shards}
+    assert all(max(sizes) > 1 for sizes in batched.values()), batched
+    for stats in shards:  # fewer FAISS searches than queries: batches shared them
+        assert stats["faiss_searches"] < sum(n * c for n, c in batched[stats["shard"]].items())
+
+    def text_batched() -> bool:
+        return batches_over_one(prometheus_lines(), "ray_pinstream_encoder_batch_size") > 0
+
+    wait_until(text_batched, timeout_s=60, what="a query-encoder batch of more than one text")
+
+
+def test_a_batch_request_answers_in_order_with_one_call_per_shard(api: Api) -> None:
+    mixed = queries_of(api, 12)  # two vectors at most: the body limit here is 32 KiB
+    queries = [q for q in mixed if "text" in q] + [q for q in mixed if "vector" in q][:2]
+    alone = [ids(api.post(query)) for query in queries]
+    before = requests.get(f"{api.url}/healthz", timeout=10).json()["shards"]
+    bad = {"vector": [0.5] * (api.cfg.shards.dim + 1)}
+    response = requests.post(
+        f"{api.url}/v1/search/batch",
+        json={"queries": [*queries, bad]},
+        headers={"x-api-key": KEY},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    items = response.json()["results"]
+    assert [[hit["pin_id"] for hit in i["response"]["results"]] for i in items[:-1]] == alone
+    single = api.post(bad)
+    assert items[-1] == {
+        "response": None,
+        "error": {"status": 422, "detail": single.json()["detail"]},
+    }
+    after = requests.get(f"{api.url}/healthz", timeout=10).json()["shards"]
+    for old, new in zip(before, after, strict=True):
+        grown = {n: c - old["batches"].get(n, 0) for n, c in new["batches"].items()}
+        assert {n: c for n, c in grown.items() if c} == {"8": 1}  # the whole batch, once

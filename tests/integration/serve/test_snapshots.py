@@ -12,6 +12,7 @@ import pytest
 
 from conf.config import PinstreamConfig
 from jobs.sealer import seal_shard
+from serve.shard_query import ShardQuery
 from serve.shard_replica import ShardReplica
 from shards.snapshot import list_snapshots
 from streams.embeddings_log import EmbeddingsLogWriter, delete_rows, log_schema
@@ -144,7 +145,7 @@ def test_newer_snapshots_swap_in_without_a_failed_or_short_query(cfg: PinstreamC
     def query_stream() -> None:
         while not stop.is_set():
             try:
-                results = replica.search(queries, 10)
+                results = replica.search_batch([ShardQuery(q, 10) for q in queries])
                 if any(len(hits) != 10 for hits in results):
                     failures.append(f"short result: {[len(hits) for hits in results]}")
                 answered[0] += 1
@@ -199,6 +200,7 @@ def test_the_snapshot_watcher_retries_storage_errors_and_a_bug_fails_the_health_
         assert len(listings) == 3, "storage errors retried, the bug not"
         stopped = [r for r in caplog.records if "snapshot watcher stopped" in r.getMessage()]
         assert stopped and stopped[0].exc_info is not None, "logged with its traceback"
-        assert len(replica.search(np.ones((1, DIM), np.float32), 5)[0]) == 5, "still serving"
+        probe = ShardQuery(np.ones(DIM, np.float32), 5)
+        assert len(replica.search_batch([probe])[0]) == 5, "still serving"
     finally:
         replica.close()

@@ -56,10 +56,17 @@ def test_api_keys_load_as_a_tuple_and_never_show_in_repr(tmp_path: Path) -> None
         ),
         ("serve:\n  shard_autoscaling: 3\n", r"serve\.shard_autoscaling: expected a mapping"),
         (
-            "serve:\n  shard_autoscaling: {target_ongoing_requests: 32}\n",
-            r"shard_autoscaling.target_ongoing_requests \(32.0\) must be "
+            "serve:\n  shard_autoscaling: {target_ongoing_requests: 64}\n",
+            r"shard_autoscaling.target_ongoing_requests \(64.0\) must be "
             r"<= shard_max_ongoing_requests",
         ),
+        (
+            "serve:\n  shard_max_batch_size: 64\n",
+            r"shard_max_batch_size \(64\) must be <= shard_max_ongoing_requests \(32\)",
+        ),
+        ("serve:\n  shard_batch_wait_s: 0\n", r"shard_batch_wait_s must be > 0"),
+        ("serve:\n  hedge_quantile: 1.0\n", r"hedge_quantile must be in \[0, 1\)"),
+        ("serve:\n  max_batch_queries: 1001\n", r"max_batch_queries must be <= 1000"),
         ("serve:\n  shard_ready_max_lag: -1\n", r"shard_ready_max_lag must be >= 0"),
         ("serve:\n  shard_ready_timeout_s: 0\n", r"shard_ready_timeout_s must be > 0"),
         ("serve:\n  encoder_num_gpus: -1\n", r"encoder_num_gpus must be >= 0"),

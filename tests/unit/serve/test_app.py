@@ -38,6 +38,6 @@ def test_the_app_has_one_fastapi_ingress_and_a_deployment_per_shard() -> None:
     assert sorted(by_name) == ["ingress", "query-encoder", "shard-0", "shard-1"]
     shard = by_name["shard-0"]
     assert shard._deployment_config.autoscaling_config.max_replicas == 2
-    assert shard.max_ongoing_requests == 16
+    assert shard.max_ongoing_requests == 32  # two 16-query batches: one searched, one filling
     assert by_name["query-encoder"].max_ongoing_requests == 64  # fills two 32-text batches
     assert by_name["ingress"].max_ongoing_requests == 256

@@ -20,9 +20,9 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutErro
 from conf.config import PinstreamConfig, ShardsConfig
 from serve.auth import API_KEYS_ENV
 from serve.exceptions import PinNotIndexed, ShardNotReady
-from serve.filters import SearchFilter, search_state
 from serve.http_api import create_api, status_of
 from serve.ingress import Ingress
+from serve.shard_query import ShardQuery, answer_queries
 from shards.shard_state import ShardState
 from streams.routing import shard_of
 
@@ -68,6 +68,7 @@ class FakeShard:
 
     def __init__(self, shard: int, delay_s: float = 0.0, error: Exception | None = None) -> None:
         self.shard, self.delay_s, self.error = shard, delay_s, error
+        self.batches: list[int] = []  # the size of each search call's batch
         self.state = ShardState(ShardsConfig(dim=DIM))
         mine = [i for i, pin in enumerate(PINS) if shard_of(pin, SHARDS) == shard]
         self.state.apply_rows(
@@ -85,12 +86,14 @@ class FakeShard:
             )
         )
 
-    async def search(
-        self, vectors: np.ndarray, k: int, keep: SearchFilter | None = None, exact: bool = False
-    ) -> Any:
+    async def search(self, query: ShardQuery) -> Any:
+        return (await self.search_batch([query]))[0]
+
+    async def search_batch(self, queries: list[ShardQuery]) -> Any:
         await asyncio.sleep(self.delay_s)
         self._fail()
-        return search_state(self.state, vectors, k, keep, exact)
+        self.batches.append(len(queries))
+        return answer_queries(self.state, queries)
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
         self._fail()
@@ -417,3 +420,58 @@ class TestBodyLimit:
 def test_a_pinstream_error_the_api_does_not_expect_is_a_500() -> None:
     assert status_of(PinNotIndexed("p", GENERATION)) == 404
     assert status_of(ShardNotReady("shard 0: not caught up")) is None
+
+
+def test_a_batch_answers_each_query_in_order_as_it_would_be_answered_alone() -> None:
+    ingress = make_ingress()
+    queries: list[dict[str, Any]] = [
+        {"vector": VECTORS[3].tolist(), "k": 4},
+        {"text": "like pin-010", "k": 7, "boards": ["Den"]},
+        {"vector": VECTORS[8].tolist(), "k": 4, "exclude_pin_ids": ["pin-008"]},
+        {"text": "like pin-011", "k": 2},
+    ]
+    with client_of(ingress) as client:
+        alone = [ids(client.post("/v1/search", json=query)) for query in queries]
+        shards = [handle.target for handle in ingress._clients[GENERATION].shards]
+        for shard in shards:
+            shard.batches.clear()
+        response = client.post("/v1/search/batch", json={"queries": queries})
+    assert response.status_code == 200, response.text
+    items = response.json()["results"]
+    assert [[hit["pin_id"] for hit in item["response"]["results"]] for item in items] == alone
+    assert all(item["error"] is None for item in items)
+    assert [shard.batches for shard in shards] == [[4], [4]]  # one call per shard for all four
+
+
+def test_a_batch_query_that_fails_alone_gets_its_own_error_and_the_others_answer(
+    client: TestClient,
+) -> None:
+    queries = [
+        {"vector": [0.1] * (DIM - 1)},
+        {"text": "like pin-002", "k": 1, "generation": "minilm-v9"},
+        {"text": "like pin-002", "k": 1},
+    ]
+    items = client.post("/v1/search/batch", json={"queries": queries}).json()["results"]
+    assert items[0]["error"] == {
+        "status": 422,
+        "detail": f"vector has {DIM - 1} values; this index has dim {DIM}",
+    }
+    assert (
+        items[1]["error"]["status"] == 409
+        and "'minilm-v9' is not served" in items[1]["error"]["detail"]
+    )
+    assert items[2]["error"] is None
+    assert [hit["pin_id"] for hit in items[2]["response"]["results"]] == ["pin-002"]
+
+
+def test_a_batch_over_the_configured_size_or_with_a_malformed_query_gets_422(
+    client: TestClient,
+) -> None:
+    limit = PinstreamConfig().serve.max_batch_queries
+    too_many = {"queries": [{"text": "like pin-001"}] * (limit + 1)}
+    response = client.post("/v1/search/batch", json=too_many)
+    assert response.status_code == 422
+    assert f"at most {limit} queries (serve.max_batch_queries), got {limit + 1}" in response.text
+    for body in ({"queries": []}, {"queries": [{"text": "x", "k": 0}]}, {"query": []}):
+        response = client.post("/v1/search/batch", json=body)
+        assert response.status_code == 422, body

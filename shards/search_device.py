@@ -144,7 +144,7 @@ def search_device(requested: str) -> SearchDevice:
 def gpu_copier(device: int = 0) -> ToDevice:
     """The compute function that copies an index to GPU `device` (one resources object per
     process), storing float32 as the CPU index does so scores match it."""
-    resources = _gpu_resources()
+    resources = gpu_resources()
     options = faiss.GpuClonerOptions()
     options.useFloat16 = False
 
@@ -158,7 +158,7 @@ _resources: list[Any] = []
 _resources_lock = threading.Lock()
 
 
-def _gpu_resources() -> Any:
+def gpu_resources() -> Any:
     """The process's faiss StandardGpuResources (its temporary memory is shared by every copy)."""
     with _resources_lock:
         if not _resources:

@@ -343,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, CPU stand-ins")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    batches = ENCODER_BATCHES
-    dtypes = DTYPES
+    batches: tuple[int, ...] = ENCODER_BATCHES
+    dtypes: tuple[str, ...] = DTYPES
     if args.smoke:
         args.sizes, args.queries, args.sentences, args.repeats = [2_000], 64, 8, 1
         batches, dtypes = (ENCODER_BATCHES[0],), (*DTYPES, "float32")

@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Which FAISS the venv gets: cpu (faiss-cpu, CI) or gpu (faiss-gpu, CUDA 12), never both.
+FAISS ?= cpu
 
 .PHONY: venv demo up test lint unit integration e2e bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==26.3
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(FAISS),dev]'
 	touch $(INSTALLED)
 
 venv: $(INSTALLED)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from bench.run_header import machine, run_header
 from bench.shards_bench import (
     SUBCLUSTERS,
     TOPICS,
@@ -43,10 +44,8 @@ from bench.shards_bench import (
     _unit,
     compare_qps,
     ivf_params,
-    machine,
     recall,
     resident_bytes,
-    run_header,
     swap_bytes,
     with_rerank,
 )

@@ -28,11 +28,9 @@ import argparse
 import contextlib
 import ctypes
 import dataclasses
-import datetime
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,6 +44,7 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
+from bench.run_header import machine, run_header
 from conf.config import Metric, ShardsConfig
 from shards import ShardIndex, ShardState
 from shards.memory import bytes_per_vector, shipped_configs
@@ -53,7 +52,6 @@ from shards.sealing import plan_factory
 from streams.embeddings_log import log_rows
 from streams.routing import pin_key
 
-SCHEMA = "pinstream.bench/1"  # read by cluster/results_file.py
 K = 10
 TOPICS, SUBCLUSTERS = 8, 64
 BATCH = 100
@@ -473,39 +471,6 @@ def streaming_recall(data: Data, config: ShardsConfig, seed: int, queries: int) 
         "mean_recall_at_10": float(np.mean(recalls)),
         "min_recall_at_10": float(np.min(recalls)),
         "writes_per_s": applied / apply_s,
-    }
-
-
-def run_header(benchmark: str, argv: list[str] | None) -> dict[str, Any]:
-    """The fields every result file starts with: schema, benchmark, the command, the date."""
-    args = sys.argv[1:] if argv is None else argv
-    return {
-        "schema": SCHEMA,
-        "benchmark": benchmark,
-        "command": " ".join([f"python -m bench.{benchmark}_bench", *args]),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "faiss_threads": faiss.omp_get_max_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "faiss": faiss.__version__,
-        "numpy": np.__version__,
-        "gpu": None,
-        "load_average_at_start": os.getloadavg(),
     }
 
 

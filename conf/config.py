@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
@@ -105,6 +106,8 @@ class ShardsConfig:
     snapshot_interval_s, snapshots_keep: the stack's sealer (0 = off) and snapshots kept.
     key_bits: bits of a pin's hashed key (63). Two pins whose keys collide still get
         separate entries (shards/shard_state.py); lower it only to test that.
+    search_device: where sealed segments are searched: "cpu", "cuda" (faiss-gpu; a shard
+        refuses to start without a GPU) or "auto" (cuda when faiss sees a GPU, else cpu).
     """
 
     count: int = 2
@@ -119,6 +122,7 @@ class ShardsConfig:
     snapshot_interval_s: float = 30.0
     snapshots_keep: int = 3
     key_bits: int = 63
+    search_device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
         for name in ("count", "dim", "growing_limit", "nprobe", "ef_search", "snapshots_keep"):
@@ -139,6 +143,8 @@ class ShardsConfig:
         _positive_int("key_bits", self.key_bits)
         if self.key_bits > MAX_KEY_BITS:
             raise ValueError(f"key_bits must be <= {MAX_KEY_BITS}, got {self.key_bits}")
+        if self.search_device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"search_device must be auto|cpu|cuda, got {self.search_device!r}")
         _check_factory(self.sealed_index, self.dim, self.metric)
 
     @property
@@ -158,6 +164,24 @@ def _positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
+FAISS_MISSING = (
+    "FAISS is not installed: install pinstream with the FAISS of the machine, "
+    "pip install 'pinstream[cpu]' (faiss-cpu) or 'pinstream[gpu]' (faiss-gpu, CUDA 12), "
+    "never both (both provide the module faiss)"
+)
+
+
+def import_faiss() -> ModuleType:
+    """The faiss module, or an ImportError that says which pinstream extra provides it."""
+    try:
+        import faiss
+    except ModuleNotFoundError as exc:
+        if exc.name != "faiss":
+            raise
+        raise ImportError(FAISS_MISSING) from exc
+    return faiss
+
+
 def _check_factory(factory: Any, dim: int, metric: str) -> None:
     """Refuse a sealed_index string that FAISS cannot build for this dim and metric."""
     if not isinstance(factory, str) or not factory.strip():
@@ -165,8 +189,7 @@ def _check_factory(factory: Any, dim: int, metric: str) -> None:
     if "IDMap" in factory:
         # Sealed segments label vectors by position and map positions to ids themselves.
         raise ValueError(f"sealed_index must not contain IDMap, got {factory!r}")
-    import faiss  # here, not at the top: a config is also read where faiss is not needed
-
+    faiss = import_faiss()  # here, not at the top: a config is also read where faiss is not needed
     try:
         faiss.index_factory(dim, factory, _METRICS[metric])
     except RuntimeError as exc:

@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 from conf.config import PinstreamConfig
 from shards.exceptions import CorruptSnapshot, SnapshotNotFound
 from shards.readiness import CatchUp
+from shards.search_device import search_device
 from shards.shard_state import ShardState
 from shards.snapshot import Snapshot, first_good
 from streams.dead_letter import DeadLetter
@@ -125,7 +126,10 @@ def resume(
     config = cfg.shards
 
     def load(snapshot: Snapshot) -> tuple[LogFollower, str]:
-        state = ShardState.from_snapshot(snapshot, share_with=share_with)
+        # Snapshots do not record a search device: this replica's config names it, and a swap
+        # keeps the served state's (with its device copies of the shared segments).
+        device = None if share_with is not None else search_device(config.search_device)
+        state = ShardState.from_snapshot(snapshot, share_with=share_with, device=device)
         if (state.config.dim, state.config.metric) != (config.dim, config.metric):
             state.index.close()
             raise CorruptSnapshot(

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from conf.config import ShardsConfig, higher_is_better
 from shards.sealing import build_index, is_lossless, search_params
+from shards.search_device import SearchDevice, drop_dead
 from shards.spill import (
     RawVectors,
     SpillDir,
@@ -33,6 +34,7 @@ from shards.spill import (
     write_index,
     write_payload,
 )
+from shards.top_k import worst_score
 
 # HNSW visits about this many vectors per unit of ef_search: the scan budget of a filter.
 HNSW_VISITS_PER_EF = 16
@@ -114,14 +116,16 @@ class Segment:
         k: int,
         config: ShardsConfig,
         selection: Selection | None = None,
+        device: SearchDevice | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-min(k, passing) over live vectors that pass selection: scores and positions,
-        -1 where fewer were found."""
+        -1 where fewer were found. device: where an unfiltered search of a sealed segment may
+        run (shards/search_device.py); filtered ones run on the CPU."""
         if selection is None:
             want = min(k, self.n_live)
             if want == 0:
                 return _empty_result(queries.shape[0])
-            return self._search_index(queries, want, config, None)
+            return self._search_index(queries, want, config, None, device)
         positions = self.selected(selection)
         want = min(k, positions.size)
         if want == 0:
@@ -156,15 +160,18 @@ class Segment:
         want: int,
         config: ShardsConfig,
         allowed: np.ndarray | None,
+        device: SearchDevice | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search over live positions (or `allowed` ones); rows left short by the
         probed lists are searched again exhaustively, so every query gets `want` results."""
-        scores, labels = self._faiss_search(queries, want, config, allowed, exhaustive=False)
+        scores, labels = self._faiss_search(
+            queries, want, config, allowed, device, exhaustive=False
+        )
         # Results come best first, so a row is short exactly when its last slot is empty.
         short = labels[:, want - 1] < 0
         if short.any():
             scores[short], labels[short] = self._faiss_search(
-                queries[short], want, config, allowed, exhaustive=True
+                queries[short], want, config, allowed, device, exhaustive=True
             )
         return scores, labels
 
@@ -174,16 +181,23 @@ class Segment:
         want: int,
         config: ShardsConfig,
         allowed: np.ndarray | None,
+        device: SearchDevice | None,
         *,
         exhaustive: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
         rerank = self.raw is not None and config.rerank_factor > 0
         passing = self.n_live if allowed is None else allowed.size
         fetch = min(want * config.rerank_factor, passing) if rerank else want
-        if allowed is None:
+        on_device = None
+        if allowed is None and device is not None:
+            on_device = self._device_search(queries, fetch, config, device, exhaustive)
+        if on_device is not None:
+            scores, labels = on_device
+        elif allowed is None:
             params = self._live_params(config, exhaustive)
             scores, labels = self.index.search(queries, fetch, params=params)
         else:
+            # A filter is an IDSelector, which GPU indexes do not take: always the CPU.
             bits = np.zeros(self.n, dtype=bool)
             bits[allowed] = True
             packed = np.packbits(bits, bitorder="little")
@@ -221,6 +235,41 @@ class Segment:
         ranking = -exact if higher_is_better(metric) else exact
         order = np.argsort(ranking, axis=1, kind="stable")[:, :want]
         return np.take_along_axis(exact, order, axis=1), np.take_along_axis(labels, order, axis=1)
+
+    def _device_search(
+        self,
+        queries: np.ndarray,
+        fetch: int,
+        config: ShardsConfig,
+        device: SearchDevice,
+        exhaustive: bool,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The `fetch` best live positions per query, searched on the device; None when this
+        segment is searched on the CPU (shards/search_device.py says when)."""
+        if not self.sealed or device.on_cpu:
+            return None
+        # Ask past the dead positions: at most n_dead of the results are dead.
+        asked = min(fetch + self.n_dead, self.n)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        nprobe = 0 if ivf is None else (ivf.nlist if exhaustive else min(config.nprobe, ivf.nlist))
+        if max(asked, nprobe) > device.max_k:
+            return None
+        copy = device.copy_of(self.index, self.index_in_memory)
+        if copy is None:
+            return None
+        params, _keep = search_params(
+            self.index, None, config.nprobe, config.ef_search, exhaustive=exhaustive
+        )
+        # GPU indexes refuse parameter classes they do not read; a Flat index reads none.
+        passed = None if type(params) is faiss.SearchParameters else params
+        scores, labels = device.search(copy, queries, asked, passed)
+        if not self.n_dead:
+            return scores, labels
+        return drop_dead(scores, labels, self.dead, fetch, worst_score(config.metric))
+
+    def index_in_memory(self) -> faiss.Index:
+        """The segment's index held in memory, not mapped from a file: what a device copies."""
+        return self.index
 
     def _live_params(self, config: ShardsConfig, exhaustive: bool) -> faiss.SearchParameters:
         raise NotImplementedError
@@ -425,6 +474,11 @@ class SealedSegment(Segment):
             )
             self._params[key] = (params, [*keep, live_bits])
         return self._params[key][0]
+
+    def index_in_memory(self) -> faiss.Index:
+        """The index read from its spill file into memory (the mapped one is not copied)."""
+        file = self.files.get("index")
+        return self.index if file is None else faiss.read_index(str(file.path))
 
     def _params_changed(self) -> None:
         self._params.clear()

@@ -118,7 +118,7 @@ def save_image(root: str, image: ShardImage, extra_files: Mapping[str, bytes] | 
     meta = {
         "kind": KIND,
         "layout": LAYOUT,
-        "config": dataclasses.asdict(image.config),
+        "config": snapshot_config(image.config),
         "clock": image.clock,
         "log_offsets": {str(partition): offset for partition, offset in image.log_offsets.items()},
         "segments": segments,
@@ -126,6 +126,14 @@ def save_image(root: str, image: ShardImage, extra_files: Mapping[str, bytes] | 
         "extra_files": sorted(extra),
     }
     return publish_snapshot(root, files, meta)
+
+
+def snapshot_config(config: ShardsConfig) -> dict[str, Any]:
+    """The shard config as a snapshot records it: without search_device, which is where a
+    process searches, not what the shard holds (a loading replica brings its own)."""
+    fields = dataclasses.asdict(config)
+    del fields["search_device"]
+    return fields
 
 
 def read_config(snapshot: Snapshot) -> ShardsConfig:

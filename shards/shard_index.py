@@ -39,6 +39,7 @@ from shards.arrays import (
 )
 from shards.exceptions import CorruptSnapshot
 from shards.key_table import MISSING, TOMBSTONE, KeyTable
+from shards.search_device import SearchDevice, search_device
 from shards.segments import GrowingSegment, SealedSegment, Segment, Selection
 from shards.shard_image import (
     GrowingImage,
@@ -82,7 +83,8 @@ class ShardIndex(LoadsSnapshots):
 
     Thread-safe. spill_dir is where sealed segments keep their files (a private temporary
     directory when None). payload_schema: the Arrow schema of the per-vector payload that
-    upserts carry (None: no payload).
+    upserts carry (None: no payload). device: where sealed segments are searched (None: the
+    one config.search_device names; shards/search_device.py).
     """
 
     def __init__(
@@ -90,8 +92,10 @@ class ShardIndex(LoadsSnapshots):
         config: ShardsConfig,
         spill_dir: str | os.PathLike[str] | None = None,
         payload_schema: pa.Schema | None = None,
+        device: SearchDevice | None = None,
     ) -> None:
         self._config = config
+        self._device = search_device(config.search_device) if device is None else device
         self._payload_schema = payload_schema
         self._lock = threading.RLock()
         self._spill = SpillDir(spill_dir)
@@ -215,9 +219,11 @@ class ShardIndex(LoadsSnapshots):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores float32[m, k], ids int64[m, k]), best first, padded with id -1.
 
-        Scores are inner products ("ip", padding -inf) or squared L2 distances ("l2", +inf);
-        sealed segments with lossy indexes and no reranking give approximate scores. With
-        `where`, only vectors that pass it; the work stays bounded by the matches (segments).
+        The m queries are searched together: one FAISS call per segment (on the search device
+        where it holds the segment), the segments' results merged. Scores are inner products
+        ("ip", padding -inf) or squared L2 distances ("l2", +inf); sealed segments with lossy
+        indexes and no reranking give approximate scores. With `where`, only vectors that
+        pass it; the work stays bounded by the matches (segments).
         """
         k = _check_k(k)
         matrix = check_matrix(queries, self._config.dim, "queries")
@@ -225,7 +231,9 @@ class ShardIndex(LoadsSnapshots):
         if matrix.shape[0]:
             with self._lock:
                 for segment, selection in self._selections(where):
-                    scores, positions = segment.search(matrix, k, self._config, selection)
+                    scores, positions = segment.search(
+                        matrix, k, self._config, selection, self._device
+                    )
                     parts.append((scores, _ids_at(segment, positions)))
         return self._merge(parts, matrix.shape[0], k)
 
@@ -375,12 +383,15 @@ class ShardIndex(LoadsSnapshots):
                         "sealed": s.sealed,
                         "index": type(faiss.downcast_index(s.index)).__name__,
                         "raw_on_disk": s.raw is not None,
+                        "on_device": self._device.holds(s.index),
                     }
                     for s in self._segments
                 ],
                 "dead_fraction": sum(s.n_dead for s in sealed) / stored if stored else 0.0,
                 "rows_examined": sum(s.rows_examined for s in [self._growing, *self._segments]),
                 "build_s": self._build_s,
+                "search_device": self._device.name,
+                "device_searches": self._device.searches,
                 "log_offsets": dict(self._log_offsets),
             }
 
@@ -402,13 +413,18 @@ class ShardIndex(LoadsSnapshots):
         snapshot: Snapshot,
         spill_dir: str | os.PathLike[str] | None = None,
         share_with: ShardIndex | None = None,
+        device: SearchDevice | None = None,
     ) -> Self:
         """Build an index from an opened snapshot. share_with: an index whose sealed segments
-        this one reuses where the snapshot holds the same ones (a replica's swap)."""
+        this one reuses where the snapshot holds the same ones (a replica's swap), and whose
+        search device it takes (with the device copies of those segments) unless device is
+        given; with neither, search_device auto."""
         config = read_config(snapshot)
         shared = {} if share_with is None else share_with._sealed_by_digest()
         image = read_image(snapshot, config, SpillDir(spill_dir), shared)
-        index = cls(config, spill_dir, image.payload_schema)
+        if device is None and share_with is not None:
+            device = share_with._device
+        index = cls(config, spill_dir, image.payload_schema, device)
         index._restore(image, snapshot.uri)
         return index
 
@@ -609,6 +625,8 @@ class ShardIndex(LoadsSnapshots):
                 self._config,
                 self._spill,
             )
+            # Copied to the search device here, off the lock, not by the first search.
+            self._device.copy_of(built.index, built.index_in_memory)
         with self._lock:
             self._build_s += time.perf_counter() - started
             at = next(i for i, s in enumerate(self._segments) if s is sources[0])

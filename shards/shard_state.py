@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from conf.config import ShardsConfig
 from shards.exceptions import CorruptSnapshot
+from shards.search_device import SearchDevice
 from shards.shard_image import save_image
 from shards.shard_index import ShardIndex, Where
 from shards.snapshot import LoadsSnapshots, Snapshot
@@ -160,11 +161,13 @@ class ShardState(LoadsSnapshots):
         snapshot: Snapshot,
         spill_dir: str | os.PathLike[str] | None = None,
         share_with: ShardState | None = None,
+        device: SearchDevice | None = None,
     ) -> Self:
         """Build a state from an opened snapshot written by save(); share_with: a state whose
-        sealed segments are reused where the snapshot holds the same ones."""
+        sealed segments (and search device) are reused where the snapshot holds the same
+        ones; device: where to search (ShardIndex.from_snapshot)."""
         index = ShardIndex.from_snapshot(
-            snapshot, spill_dir, None if share_with is None else share_with.index
+            snapshot, spill_dir, None if share_with is None else share_with.index, device
         )
         try:
             if not PIN_PAYLOAD.equals(index.payload_schema):

@@ -99,3 +99,11 @@ def test_search_settings_of_the_shards_are_reachable_from_yaml(tmp_path: Path) -
     assert (cfg.shards.nprobe, cfg.shards.rerank_factor, cfg.shards.ef_search) == (8, 0, 64)
     with pytest.raises(ConfigError, match=r"shards.*nprobe must be an int >= 1"):
         load_config(write(tmp_path, "shards:\n  nprobe: 0\n"))
+
+
+def test_search_device_is_checked_at_load(tmp_path: Path) -> None:
+    assert PinstreamConfig().shards.search_device == "auto"
+    cfg = load_config(write(tmp_path, "shards:\n  search_device: cpu\n"))
+    assert cfg.shards.search_device == "cpu"
+    with pytest.raises(ConfigError, match=r"shards\.search_device: must be one of"):
+        load_config(write(tmp_path, "shards:\n  search_device: gpu\n"))

@@ -15,9 +15,9 @@ Measured in one run on one machine:
 - recall@10 against exact search over the live set after every step of a clustered streaming
   runbook (insert sub-clusters in order, delete half of earlier ones, re-insert), default
   config, background sealing and compaction as they happen.
-`figures` holds what the capacity planner reads (search QPS and resident bytes per vector,
-one entry per config, the default first); `series` the per-step recall that
-`python -m bench.report` plots.
+`figures` holds what the capacity planner reads (search QPS one query per call and in
+batches, resident bytes per vector, one entry per config, the default first); `series`
+the per-step recall that `python -m bench.report` plots.
 Data: a seeded two-level Gaussian mixture (8 topics x 64 sub-clusters, power-law spectrum
 within a sub-cluster), normalized; queries are fresh draws from the same mixture.
 """
@@ -373,26 +373,27 @@ def planner_configs(dim: int, metric: Metric = "ip") -> dict[str, ShardsConfig]:
 def config_figures(
     results: dict[str, Any], default: str, n: int, dim: int, threads: int
 ) -> dict[str, list[dict[str, Any]]]:
-    """The planner's per-replica figures, one entry per config, the default config first."""
-    qps, resident = [], []
+    """The planner's per-replica figures, one entry per config, the default config first.
+
+    `batched_search_qps_per_replica` is the batched run's rate (`batch` queries per call):
+    what a loaded replica reaches once its micro-batcher forms batches.
+    """
+    qps, batched, resident = [], [], []
     for name in [default, *(name for name in results if name != default)]:
         r = results[name]
         index = plan_factory(r["sealed_index"], n)  # what one segment of n vectors seals as
         conditions = {"index": index, "dim": dim, "vectors": n}
-        qps.append(
-            {
-                "value": r["qps_one_query_per_call"]["median_qps"]["shard_index"],
-                "unit": "queries/s",
-                "conditions": {
-                    **conditions,
-                    "k": K,
-                    "nprobe": r["nprobe"],
-                    "threads": threads,
-                    "rerank_factor": r["rerank_factor"],
-                    "recall_at_10": r["recall_at_10"]["shard_index"],
-                },
-            }
-        )
+        search = {
+            **conditions,
+            "k": K,
+            "nprobe": r["nprobe"],
+            "threads": threads,
+            "rerank_factor": r["rerank_factor"],
+            "recall_at_10": r["recall_at_10"]["shard_index"],
+        }
+        single, batches = r["qps_one_query_per_call"], r["qps_batched"]
+        qps.append(_qps_figure(single, search))
+        batched.append(_qps_figure(batches, {**search, "batch": batches["batch"]}))
         if r["resident_bytes_per_vector"]["replica"] is not None:
             resident.append(
                 {
@@ -401,7 +402,11 @@ def config_figures(
                     "conditions": conditions,
                 }
             )
-    return {"search_qps_per_replica": qps, "resident_bytes_per_vector": resident}
+    return {
+        "search_qps_per_replica": qps,
+        "batched_search_qps_per_replica": batched,
+        "resident_bytes_per_vector": resident,
+    }
 
 
 def runbook(labels: np.ndarray, seed: int, chunks: int = 10) -> Iterator[tuple[str, np.ndarray]]:
@@ -606,6 +611,14 @@ def main(argv: list[str] | None = None) -> int:
     temporary.replace(args.out)
     print(json.dumps({"goals": output["goals"], "wall_s": output["wall_s"]}, indent=2))
     return 0
+
+
+def _qps_figure(run: dict[str, Any], conditions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "value": run["median_qps"]["shard_index"],
+        "unit": "queries/s",
+        "conditions": conditions,
+    }
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -45,11 +45,44 @@ FIGURES: dict[str, FigureSpec] = {
         ),
         FigureSpec(
             "shards.json",
+            "batched_search_qps_per_replica",
+            "queries/s",
+            "top-k searches per second one shard replica answers in batches of `batch` queries "
+            "per call (what a loaded replica's micro-batcher forms), conditions as above",
+            ("index", "dim", "vectors", "k", "nprobe", "threads", "batch"),
+        ),
+        FigureSpec(
+            "shards.json",
             "resident_bytes_per_vector",
             "bytes",
             "memory of a loaded shard replica (anonymous: key table, segment arrays, unmappable "
             "FAISS lists; plus its mapped FAISS index) divided by its live vectors",
             ("index", "dim", "vectors"),
+        ),
+        FigureSpec(
+            "routing.json",
+            "routed_shards_touched_fraction",
+            "fraction",
+            "mean share of the shards one query touches with centroid-routed shards (the "
+            "ingress asks only the owners of the query's `route_nprobe` nearest groups)",
+            ("shards", "groups", "route_nprobe", "recall_at_10"),
+        ),
+        FigureSpec(
+            "gpu_check.json",
+            "gpu_search_qps",
+            "queries/s",
+            "top-k searches per second on one GPU, queries in batches of `batch`, the index "
+            "in GPU memory (bench/gpu_check.py, no Ray)",
+            ("index", "vectors", "dim", "k", "batch", "recall_at_10"),
+            needs_gpu=True,
+        ),
+        FigureSpec(
+            "gpu_check.json",
+            "gpu_encoder_sentences_per_s",
+            "sentences/s",
+            "the encoder alone on one GPU (bench/gpu_check.py, no Ray), per dtype and batch",
+            ("dtype", "batch", "model"),
+            needs_gpu=True,
         ),
         FigureSpec(
             "serving.json",

@@ -47,16 +47,21 @@ class NodeType:
 
 
 def format_bytes(n: float) -> str:
-    """`60.6 GiB`, or MiB below one GiB."""
-    return f"{n / GIB:,.1f} GiB" if n >= GIB else f"{n / (1 << 20):,.1f} MiB"
+    """`60.6 GiB`; MiB below one GiB, TiB from one TiB, PiB from one PiB."""
+    for unit, size in (("PiB", GIB << 20), ("TiB", GIB << 10), ("GiB", GIB)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n / (1 << 20):,.1f} MiB"
 
 
-def load_launcher_config(path: Path = LAUNCHER_CONFIG) -> dict[str, Any]:
-    """The launcher config as a mapping."""
+def load_launcher_config(
+    path: Path = LAUNCHER_CONFIG, what: str = "launcher config"
+) -> dict[str, Any]:
+    """The launcher config (or another deployment file: `what`) as a mapping."""
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ClusterError(f"cannot read the launcher config {path}: {exc}") from exc
+        raise ClusterError(f"cannot read the {what} {path}: {exc}") from exc
     if not isinstance(config, dict):
         raise ClusterError(f"{path}: expected a mapping")
     return config

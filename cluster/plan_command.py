@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 from cluster.bench_results import load_figures
 from cluster.node_types import LAUNCHER_CONFIG, node_types
-from cluster.plan_report import render
+from cluster.plan_inputs import ROUTINGS
+from cluster.plan_report import as_json, render
 from cluster.planner import Assumptions, PlanTarget, make_plan
 from conf.config import PinstreamConfig
 
@@ -39,6 +41,13 @@ def add_plan_parser(subparsers: Any) -> None:
         help="inverted lists a search visits (default: as the shard benchmark measured)",
     )
     plan.add_argument(
+        "--routing",
+        choices=ROUTINGS,
+        default=None,
+        help="hash: every query visits every shard; centroid: the owners of its nearest "
+        "centroid groups (default: the config's shards.routing, else hash)",
+    )
+    plan.add_argument(
         "--results-dir",
         type=Path,
         default=DEFAULT_RESULTS_DIR,
@@ -50,6 +59,13 @@ def add_plan_parser(subparsers: Any) -> None:
         default=Assumptions.replica_memory_gib,
         help="most memory one shard replica may hold (default: %(default)s)",
     )
+    plan.add_argument(
+        "--gpu-replica-memory-gib",
+        type=_rate,
+        default=Assumptions.gpu_replica_memory_gib,
+        help="most index bytes one GPU shard replica keeps in GPU memory (default: %(default)s)",
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(run=run_plan)
 
 
@@ -63,12 +79,19 @@ def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         index=args.index,
         metric=cfg.shards.metric,
         nprobe=args.nprobe,
+        # shards.routing arrives with centroid-routed shards; a config without it hashes.
+        routing=args.routing or getattr(cfg.shards, "routing", "hash"),
     )
     figures = load_figures(args.results_dir)
     nodes = node_types()
-    plan = make_plan(
-        target, figures, nodes, Assumptions(replica_memory_gib=args.replica_memory_gib)
+    assumptions = Assumptions(
+        replica_memory_gib=args.replica_memory_gib,
+        gpu_replica_memory_gib=args.gpu_replica_memory_gib,
     )
+    plan = make_plan(target, figures, nodes, assumptions)
+    if args.json:
+        sys.stdout.write(json.dumps(as_json(plan, figures), indent=2) + "\n")
+        return 0
     launcher = ", ".join(f"{n.name} = {n.describe()}" for n in nodes.values())
     sys.stdout.write(render(plan, figures, f"{_shown(LAUNCHER_CONFIG)} ({launcher})"))
     return 0

@@ -120,8 +120,11 @@ class SearchScale:
 
 
 def search_scale(stand: StandIn, vectors_per_shard: int, nprobe: int | None) -> SearchScale:
-    """Scale by codes compared per search; `nprobe` None searches as the benchmark did."""
-    measured_nprobe = int(stand.figure.conditions["nprobe"])
+    """Scale by codes compared per search; `nprobe` None searches as the benchmark did.
+
+    A measurement that states no nprobe (the GPU check's) is taken at the plan's.
+    """
+    measured_nprobe = int(stand.figure.conditions.get("nprobe") or nprobe or 1)
     planned_nprobe = nprobe or measured_nprobe
     return SearchScale(
         measured_codes=stand.measured.codes_scanned(stand.vectors, measured_nprobe),

@@ -48,9 +48,44 @@ VALID: dict[str, dict[str, Any]] = {
         "unit": "ratio",
         "conditions": {"model": "minilm", "batch_size": 256},
     },
+    "routed_shards_touched_fraction": {
+        "value": 0.25,
+        "unit": "fraction",
+        "conditions": {"shards": 8, "groups": 64, "route_nprobe": 4, "recall_at_10": 0.95},
+    },
+    "gpu_search_qps": {
+        "value": 40000.0,
+        "unit": "queries/s",
+        "conditions": {
+            "index": "IVF65536,PQ32",
+            "vectors": 100_000_000,
+            "dim": 384,
+            "k": 10,
+            "batch": 1024,
+            "nprobe": 32,
+            "recall_at_10": 0.95,
+        },
+    },
+    "gpu_encoder_sentences_per_s": {
+        "value": 20000.0,
+        "unit": "sentences/s",
+        "conditions": {"dtype": "bfloat16", "batch": 512, "model": "minilm"},
+    },
+}
+# The same replica searching 100 queries per call.
+VALID["batched_search_qps_per_replica"] = {
+    "value": 3200.0,
+    "unit": "queries/s",
+    "conditions": {**VALID["search_qps_per_replica"]["conditions"], "batch": 100},
 }
 FILES = {
-    "shards.json": ("search_qps_per_replica", "resident_bytes_per_vector"),
+    "shards.json": (
+        "search_qps_per_replica",
+        "batched_search_qps_per_replica",
+        "resident_bytes_per_vector",
+    ),
+    "routing.json": ("routed_shards_touched_fraction",),
+    "gpu_check.json": ("gpu_search_qps", "gpu_encoder_sentences_per_s"),
     "serving.json": ("ingress_qps_per_replica", "query_encoder_qps_per_gpu"),
     "ingest.json": ("embed_sentences_per_s_per_gpu", "throughput_ratio_to_raw_encoder"),
 }

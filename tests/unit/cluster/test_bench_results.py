@@ -73,7 +73,12 @@ def test_a_bad_file_makes_its_figures_missing(tmp_path: Path, text: str, reason:
 def test_per_gpu_figures_need_the_gpu_named(tmp_path: Path) -> None:
     write_all(tmp_path, gpu=None)
     figures = load_figures(tmp_path)
-    assert sorted(figures.missing) == ["embed_sentences_per_s_per_gpu", "query_encoder_qps_per_gpu"]
+    assert sorted(figures.missing) == [
+        "embed_sentences_per_s_per_gpu",
+        "gpu_encoder_sentences_per_s",
+        "gpu_search_qps",
+        "query_encoder_qps_per_gpu",
+    ]
     assert "measured without a GPU" in figures.missing["embed_sentences_per_s_per_gpu"].reason
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,20 @@ def test_nprobe_is_optional_and_positive() -> None:
     for bad in ("0", "1.5"):
         with pytest.raises(SystemExit):
             parse([*ISSUE_ARGS, "--nprobe", bad])
+
+
+def test_json_output_has_both_serving_columns_and_the_routing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_all(tmp_path)
+    args = parse([*ISSUE_ARGS, "--results-dir", str(tmp_path), "--routing", "centroid", "--json"])
+    assert args.run(load_config(), args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    cpu, gpu = plan["serving"]["CPU serving"], plan["serving"]["GPU serving"]
+    assert cpu["routing"] == "centroid" and cpu["fan_out_fraction"] < 1
+    assert cpu["queries_per_shard"] == pytest.approx(2e6 * cpu["fan_out_fraction"])
+    for column in (cpu, gpu):
+        for key in ("shards", "replicas_per_shard", "nodes", "gpus", "ram_bytes"):
+            assert column[key]["value"] is not None, key
+    used = {f["key"] for f in plan["figures_used"]}
+    assert {"routed_shards_touched_fraction", "gpu_search_qps"} <= used

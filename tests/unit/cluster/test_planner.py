@@ -45,7 +45,8 @@ def test_without_benchmarks_memory_is_sized_and_throughput_is_unknown(tmp_path: 
 
 def test_with_every_benchmark_the_issue_example_is_fully_sized(tmp_path: Path) -> None:
     figures = copy.deepcopy(VALID)
-    figures["search_qps_per_replica"]["conditions"]["vectors"] = 500_000_000
+    for key in ("search_qps_per_replica", "batched_search_qps_per_replica"):
+        figures[key]["conditions"]["vectors"] = 500_000_000
     for name, keys in FILES.items():
         write_results(tmp_path, name, {key: figures[key] for key in keys})
     plan = plan_for(tmp_path)
@@ -53,20 +54,36 @@ def test_with_every_benchmark_the_issue_example_is_fully_sized(tmp_path: Path) -
     # them: (64 GiB - fixed) / (119 x 1.3) holds 443.6M vectors
     assert plan.bytes_per_vector == pytest.approx(120 - FIXED / 100_000_000)
     assert plan.shards.value == 23
-    # measured on 500M >= the planned 434.8M per shard: no scaling; 2e6 / (800 x 0.6)
-    assert plan.replicas_per_shard.show() == "4,167"
+    # measured on 500M >= the planned 434.8M per shard: no scaling; batched 2e6 / (3200 x 0.6)
+    assert plan.replicas_per_shard.show() == "1,042"
     assert plan.ingress_replicas.value == math.ceil(2e6 / (2000 * 0.6)) == 1667
     assert plan.encoder_gpus.value == math.ceil(2e6 / (10000 * 0.6)) == 334
     assert plan.ingest_gpus.value == math.ceil(20000 / (12000 * 0.8 * 0.6)) == 4
     assert "re-embedding all pins on them takes 72.3 h" in plan.ingest_gpus.basis
     # 63.3 GiB replicas: 7 per node by memory (15 by CPU); + 1667 ingress CPUs / 60
     serving = plan.nodes["cpu-worker (serving)"]
-    assert serving.value == math.ceil(23 * 4167 / 7) + math.ceil(1667 / 60)
+    assert serving.value == math.ceil(23 * 1042 / 7) + math.ceil(1667 / 60)
     assert not serving.at_least
     assert plan.nodes["gpu-worker (query encoding)"].value == 334
     assert plan.nodes["gpu-worker (ingest)"].value == 4
     assert plan.warnings == []
-    assert sorted(f.key for f in plan.used) == sorted(VALID)
+    # hash routing, the serving and ingest encoder figures, the batched search figure
+    unused = {"routed_shards_touched_fraction", "gpu_encoder_sentences_per_s"}
+    unused.add("search_qps_per_replica")
+    assert sorted(f.key for f in plan.used) == sorted(set(VALID) - unused)
+    # GPU serving: 40 B x 1.3 of index per vector in 20 GiB of GPU memory, and the rest of
+    # the 119 B in the gpu-worker's 36 GiB of RAM, which binds first
+    gpu = plan.serving["GPU serving"]
+    in_ram = (120 - FIXED / 100_000_000 - 40) * 1.3
+    capacity = min((20 * GIB - FIXED) / 52, 36 * GIB / in_ram)
+    assert gpu.shards.value == math.ceil(10e9 / capacity) == 27
+    per_shard = math.ceil(10e9 / 27)
+    scale = 100_000_000 / per_shard  # codes scanned, measured over planned
+    assert gpu.replicas_per_shard.value == math.ceil(2e6 / (40_000 * scale * 0.6))
+    assert gpu.gpus.value == 27 * gpu.replicas_per_shard.value + 334
+    cpu = plan.serving["CPU serving"]
+    assert cpu.gpus.value == 334 and cpu.nodes.value == serving.value + 334
+    assert cpu.ram_bytes.value == serving.value * 448 * GIB + 334 * 36 * GIB
 
 
 def test_a_figure_for_another_index_is_not_used(tmp_path: Path) -> None:
@@ -84,19 +101,20 @@ def test_a_search_rate_measured_on_a_smaller_shard_is_scaled_down_with_a_warning
     write_all(tmp_path)  # measured at 100M vectors, planned 434.8M per shard
     plan = plan_for(tmp_path)
     scale = 100_000_000 / math.ceil(10e9 / 23)
-    assert plan.replicas_per_shard.value == math.ceil(2e6 / (800 * scale * 0.6))
+    assert plan.replicas_per_shard.value == math.ceil(2e6 / (3200 * scale * 0.6))
     assert plan.warnings == []  # 4.3x is inside the extrapolation limit
     tiny = copy.deepcopy(VALID["search_qps_per_replica"])
     tiny["conditions"]["vectors"] = 1_000_000
     write_results(tmp_path, "shards.json", {"search_qps_per_replica": tiny})
     (warning,) = plan_for(tmp_path).warnings
-    assert "scaled down 1,250x" in warning and "re-run the shard benchmark" in warning
+    assert "search_qps_per_replica is scaled down 1,250x" in warning
+    assert "re-run the benchmark nearer that size" in warning
 
 
 def test_gpu_figures_from_another_gpu_are_flagged(tmp_path: Path) -> None:
     write_all(tmp_path, gpu="NVIDIA H100 80GB HBM3")
     warnings = plan_for(tmp_path).warnings
-    assert len(warnings) == 2
+    assert len(warnings) == 3  # query encoder, embedder, GPU search
     assert all(
         "measured on NVIDIA H100 80GB HBM3; gpu-worker nodes have A10G" in w for w in warnings
     )
@@ -133,7 +151,7 @@ def test_rendered_plan_names_every_figure_and_its_source(tmp_path: Path) -> None
         "replicas per shard",
         "GPUs for query encoding",
         "GPUs for ingest",
-        "nodes by type",
+        "CPU serving       GPU serving",
         "memory per node",
         "assumptions",
         "index memory (derived from 'IVF65536,PQ32', not measured)",

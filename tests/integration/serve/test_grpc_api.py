@@ -20,13 +20,10 @@ from serve.app import build_app
 from serve.ingress import Ingress
 from serve.proto import pinstream_pb2 as pb
 from serve.proto.pinstream_pb2_grpc import PinSearchStub
-from streams.embeddings_log import EmbeddingsLogWriter
 from streams.local_broker import LocalBroker
-from streams.pin_text import pin_text
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
-from tests.integration.serve.conftest import deployed
-from tests.integration.serve.test_app import log_rows
+from tests.integration.serve.conftest import deployed, logged_pins
 from tests.waiting import wait_until
 
 COUNT = 40
@@ -70,13 +67,7 @@ def api(
 ) -> Iterator[Api]:
     cfg = unique_config(broker.bootstrap).with_value("serve.api_keys", [KEY])
     pins = PinGenerator(seed=23, id_prefix="grpc").pins(COUNT)
-    texts = [
-        pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
-    ]
-    vectors = text_encoder.encode(texts)
-    with EmbeddingsLogWriter(cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count) as w:
-        w.write(log_rows(cfg, pins, vectors, version=1))
-        w.flush()
+    vectors = logged_pins(cfg, pins, text_encoder)
     with (
         deployed(cfg, build_app(cfg), serve_url) as url,
         grpc.insecure_channel(grpc_target) as channel,

@@ -325,6 +325,9 @@ class ServeConfig:
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Serve's gRPC proxy (serve/grpc_api.py) beside HTTP; 0 = none. Off by default: Serve
+    # binds it on every interface ([::]), where HTTP keeps to `host`.
+    grpc_port: int = 0
     app_name: str = "pinstream"
     route_prefix: str = "/"
     ingress_num_cpus: float = 0.1
@@ -371,8 +374,9 @@ class ServeConfig:
         return autoscaling_config("shard_autoscaling", self.shard_autoscaling)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be 0..65535, got {self.port}")
+        for name in ("port", "grpc_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name} must be 0..65535, got {getattr(self, name)}")
         for name in (
             "ingress_max_ongoing_requests",
             "encoder_max_batch_size",

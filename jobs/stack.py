@@ -22,6 +22,7 @@ from jobs.restore import restore_pins
 from jobs.sealer import PeriodicSealer, seal_all
 from jobs.stack_state import READY, STARTING, running_state, state_path, write_state
 from serve.app import build_app
+from serve.grpc_api import grpc_options
 from streams.kafka_io import ensure_topics
 from streams.local_broker import LocalBroker, free_loopback_port
 
@@ -149,7 +150,10 @@ class LocalStack:
             # The local broker keeps nothing: the previous run's pins come back from its
             # snapshots, before any replica loads a snapshot (jobs/restore.py).
             self.restored_pins = restore_pins(self.cfg)
-        serve.start(http_options={"host": self.cfg.serve.host, "port": self.cfg.serve.port})
+        serve.start(
+            http_options={"host": self.cfg.serve.host, "port": self.cfg.serve.port},
+            grpc_options=grpc_options(self.cfg.serve),  # None when serve.grpc_port is 0
+        )
         serve.run(
             build_app(self.cfg),
             name=self.cfg.serve.app_name,

@@ -78,6 +78,16 @@ def status_of(exc: ServeError) -> int | None:
     return None
 
 
+def batch_response(
+    outcomes: list[SearchResponse | ServeError], started: float
+) -> BatchSearchResponse:
+    """The body of a batch search: an item per query, in order, timed from `started`."""
+    return BatchSearchResponse(
+        results=[batch_item(outcome) for outcome in outcomes],
+        took_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+
+
 def batch_item(outcome: SearchResponse | ServeError) -> BatchSearchItem:
     """A batch query's item: its response, or its error with the status it alone would get.
     An error the API does not expect is a bug: raised, so the request gets a 500."""
@@ -120,11 +130,7 @@ def create_api(ingress: "Ingress") -> FastAPI:
         `error` (status and detail as POST /v1/search would answer it), the others answer.
         Each shard sees one call for the whole batch."""
         started = time.perf_counter()
-        outcomes = await ingress.search_batch(request)
-        return BatchSearchResponse(
-            results=[batch_item(outcome) for outcome in outcomes],
-            took_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
+        return batch_response(await ingress.search_batch(request), started)
 
     @api.get("/v1/pins/{pin_id}", response_model=PinResponse, responses=errors(404, 503))
     async def pin(pin_id: PinIdPath) -> PinResponse:

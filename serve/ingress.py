@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,10 @@ from serve.generation import (
     shard_deployment_name,
 )
 from serve.generation_monitor import GenerationMonitor
+from serve.grpc_api import CallContext, GrpcApi
 from serve.http_api import create_api
 from serve.metrics import IngressMetrics
+from serve.proto import pinstream_pb2 as pb
 from serve.query_plan import QueryPlan, Route, Served, serve_plans
 from serve.replica_counts import multi_replica_shards
 from serve.traffic import TrafficPolicyError, TrafficStore
@@ -293,6 +296,35 @@ class Ingress:
         if not np.isfinite(vector).all():
             raise InvalidQuery("vector values must be finite numbers")
         return vector
+
+    # -- gRPC: Serve's gRPC proxy calls these by RPC name; serve.grpc_api translates ------------
+
+    @cached_property
+    def _grpc(self) -> GrpcApi:
+        return GrpcApi(self)
+
+    async def Search(
+        self, request: pb.SearchRequest, grpc_context: CallContext
+    ) -> pb.SearchResponse:
+        return await self._grpc.search(request, grpc_context)
+
+    async def SearchBatch(
+        self, request: pb.BatchSearchRequest, grpc_context: CallContext
+    ) -> pb.BatchSearchResponse:
+        return await self._grpc.search_batch(request, grpc_context)
+
+    async def GetPin(self, request: pb.GetPinRequest, grpc_context: CallContext) -> pb.PinResponse:
+        return await self._grpc.get_pin(request, grpc_context)
+
+    async def Related(
+        self, request: pb.RelatedRequest, grpc_context: CallContext
+    ) -> pb.SearchResponse:
+        return await self._grpc.related(request, grpc_context)
+
+    async def Healthz(
+        self, request: pb.HealthRequest, grpc_context: CallContext
+    ) -> pb.HealthResponse:
+        return await self._grpc.healthz(request, grpc_context)
 
 
 def _response(served: Served, took_s: float) -> SearchResponse:

@@ -10,8 +10,9 @@ import pytest
 import ray
 from ray import serve
 
-from conf.config import PinstreamConfig, load_config
+from conf.config import PinstreamConfig, ServeConfig, load_config
 from jobs.stack import create_topics
+from serve.grpc_api import grpc_options
 from streams.local_broker import LocalBroker, free_loopback_port
 from tests.integration.tcp_proxy import TcpProxy, broker_behind_proxy
 
@@ -71,10 +72,21 @@ def unique_config(bootstrap: str, shards: int = 2, partitions: int = 3) -> Pinst
 
 
 @pytest.fixture(scope="session")
-def serve_url(ray_session) -> Iterator[str]:
-    """Serve's HTTP proxy for the session; each app mounts at its own route prefix."""
+def grpc_target() -> str:
+    """host:port of Serve's gRPC proxy for the session (a call names its app in metadata)."""
+    return f"127.0.0.1:{free_loopback_port()}"
+
+
+@pytest.fixture(scope="session")
+def serve_url(ray_session, grpc_target: str) -> Iterator[str]:
+    """Serve's HTTP proxy for the session; each app mounts at its own route prefix. Its gRPC
+    proxy listens on `grpc_target`."""
     port = free_loopback_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    grpc_port = int(grpc_target.rsplit(":", 1)[1])
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": port},
+        grpc_options=grpc_options(ServeConfig(grpc_port=grpc_port)),
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -19,13 +19,10 @@ import requests
 from conf.config import PinstreamConfig
 from encoder.text_encoder import TextEncoder
 from serve.app import build_app
-from streams.embeddings_log import EmbeddingsLogWriter
 from streams.local_broker import LocalBroker
-from streams.pin_text import pin_text
 from streams.synthetic import PinGenerator, SyntheticPin
 from tests.integration.conftest import unique_config
-from tests.integration.serve.conftest import deployed
-from tests.integration.serve.test_app import log_rows
+from tests.integration.serve.conftest import deployed, logged_pins
 from tests.waiting import wait_until
 
 COUNT = 60
@@ -63,13 +60,7 @@ def api(broker: LocalBroker, serve_url: str, text_encoder: TextEncoder) -> Itera
     cfg = unique_config(broker.bootstrap)
     cfg = cfg.with_value("serve.api_keys", [KEY]).with_value("serve.max_body_bytes", BODY_LIMIT)
     pins = PinGenerator(seed=11, id_prefix="qa").pins(COUNT)
-    texts = [
-        pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
-    ]
-    vectors = text_encoder.encode(texts)
-    with EmbeddingsLogWriter(cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count) as w:
-        w.write(log_rows(cfg, pins, vectors, version=1))
-        w.flush()
+    vectors = logged_pins(cfg, pins, text_encoder)
     with deployed(cfg, build_app(cfg), serve_url) as url:
         yield Api(url, cfg, pins, vectors, text_encoder)
 

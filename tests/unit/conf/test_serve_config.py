@@ -84,3 +84,10 @@ def test_with_value_sets_replica_bounds() -> None:
     cfg = PinstreamConfig().with_value("serve.shard_autoscaling.max_replicas", 2)
     assert cfg.serve.shard_scaling.max_replicas == 2
     assert cfg.serve.shard_scaling.min_replicas == 1
+
+
+def test_grpc_is_off_by_default_and_its_port_is_checked(tmp_path: Path) -> None:
+    assert load_config().serve.grpc_port == 0
+    assert load_config(write(tmp_path, "serve:\n  grpc_port: 9000\n")).serve.grpc_port == 9000
+    with pytest.raises(ConfigError, match=r"serve: grpc_port must be 0\.\.65535, got 70000"):
+        load_config(write(tmp_path, "serve:\n  grpc_port: 70000\n"))

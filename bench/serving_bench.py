@@ -9,8 +9,12 @@ Measured in one run on one machine, medians over `repeats`:
   query encoder for text, fan-out to every shard, merge);
 - `inprocess_vector`, `inprocess_text`: the same encoder and FAISS shard search
   called in-process from the same number of threads (no HTTP, no Ray);
+- `serve_batch`: the same vector queries, BATCH_QUERIES per `POST /v1/search/batch`
+  request, through the same connection pool; its QPS counts queries, not requests;
 - `noop`: a Serve deployment that answers the same request bodies at once (the
   framework's own ceiling on this machine).
+Serve's own settings are those of the environment this runs in: the result records every
+RAY_SERVE_* variable (e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1, RAY_SERVE_ENABLE_HA_PROXY=1).
 Then each Serve mode at 70% of its best QPS, paced (open loop), for its tail latency, and
 at a sweep of offered rates (fractions of its best QPS, once each): the latency-vs-QPS
 series (`series.latency_vs_offered_qps`) that `python -m bench.report` plots.
@@ -53,6 +57,7 @@ from streams.routing import shard_of
 from streams.synthetic import PinGenerator
 
 K = 10
+BATCH_QUERIES = 32  # queries per POST /v1/search/batch in the `serve_batch` mode
 SCHEMA = "pinstream.bench/1"  # read by cluster/results_file.py
 
 # No `from __future__ import annotations` here: FastAPI must see NoOp.search's real types.
@@ -211,6 +216,16 @@ def sweep(
     return {"levels": result, "best_concurrency": best, "best_qps": result[str(best)]["qps"]}
 
 
+def per_query(mode: dict[str, Any], queries_per_request: int) -> dict[str, Any]:
+    """A sweep of batch requests restated in queries/s (latencies stay per request)."""
+    levels = {
+        c: {**level, "qps": level["qps"] * queries_per_request, "requests_per_s": level["qps"]}
+        for c, level in mode["levels"].items()
+    }
+    best = mode["best_concurrency"]
+    return {**mode, "levels": levels, "best_qps": levels[str(best)]["qps"]}
+
+
 def _summary(runs: list[Run]) -> dict[str, Any]:
     return {
         "qps": statistics.median(r.qps for r in runs),
@@ -252,6 +267,12 @@ def goals(modes: dict[str, Any], paced: dict[str, Any]) -> dict[str, Any]:
         }
     }
     result["vector_qps_vs_noop"]["met"] = result["vector_qps_vs_noop"]["ratio"] >= 0.5
+    result["batch_api_vs_single_queries"] = {
+        "batch_qps": modes["serve_batch"]["best_qps"],
+        "single_qps": vector["best_qps"],
+        "ratio": modes["serve_batch"]["best_qps"] / vector["best_qps"],
+        "queries_per_request": BATCH_QUERIES,
+    }
     for kind in ("vector", "text"):
         served = modes[f"serve_{kind}"]["levels"]["1"]["p50_ms"]
         local = modes[f"inprocess_{kind}"]["levels"]["1"]["p50_ms"]
@@ -336,6 +357,14 @@ class Workload:
     def text_bodies(self) -> list[bytes]:
         return [json.dumps({"text": t, "k": K}).encode() for t in self.texts]
 
+    def batch_bodies(self) -> list[bytes]:
+        """The vector queries, BATCH_QUERIES to a body (each query in one body or another)."""
+        queries = [{"vector": q.tolist(), "k": K} for q in self.queries]
+        return [
+            json.dumps({"queries": queries[first : first + BATCH_QUERIES]}).encode()
+            for first in range(0, len(queries) - BATCH_QUERIES + 1, BATCH_QUERIES)
+        ]
+
 
 def bench_config(bootstrap: str) -> PinstreamConfig:
     """The embedded default on `bootstrap`, with topics and an app of its own."""
@@ -399,6 +428,10 @@ def serve_modes(
         }
         for kind, call in calls.items():
             modes[f"serve_{kind}"] = sweep(f"serve_{kind}", call, levels, seconds, repeats)
+        batch_call = http_call(f"{url}/batch", work.batch_bodies())
+        modes["serve_batch"] = per_query(
+            sweep("serve_batch (requests)", batch_call, levels, seconds, repeats), BATCH_QUERIES
+        )
         for kind, call in calls.items():
             rate = 0.7 * modes[f"serve_{kind}"]["best_qps"]
             runs = [measure_paced(call, rate, 2 * seconds, workers=64) for _ in range(repeats)]
@@ -476,7 +509,10 @@ def main() -> None:
             "seconds_per_level": args.seconds,
             "repeats": args.repeats,
             "ray_num_cpus": cfg.ray.num_cpus,
+            "batch_queries_per_request": BATCH_QUERIES,
+            "serve_environment": {k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE")},
         },
+        "load_average": os.getloadavg(),
         "modes": modes,
         "paced_at_70pct_of_best": paced,
         "goals": goals(modes, paced),

@@ -27,6 +27,7 @@ from serve.filters import SearchFilter
 from serve.hedging import LatencyWindow, first_answer
 from serve.metrics import IngressMetrics
 from serve.shard_query import ShardQuery
+from shards.router import CentroidRouter
 from shards.shard_state import Hits
 from shards.top_k import merge_top_k
 from streams.routing import shard_of
@@ -59,8 +60,10 @@ class GenerationClient:
         settings: ServeConfig,
         metric: str,
         metrics: IngressMetrics,
+        router: CentroidRouter | None = None,
     ) -> None:
         self.generation = generation
+        self.router = router  # None: hash sharding, every query asks every shard
         self.encoder = encoder
         self.shards = shards
         self.settings = settings
@@ -80,22 +83,43 @@ class GenerationClient:
         vector: np.ndarray = await self.encoder.encode.remote(text)
         return vector
 
+    def targets(self, vectors: np.ndarray, exact: bool = False) -> list[list[int]]:
+        """The shards each query vector is sent to: with centroid routing those owning its
+        nearest groups, else every shard. Exact search (the recall monitor's oracle) asks
+        every shard, so that it also measures what routing leaves out."""
+        if self.router is None or exact:
+            return [list(range(len(self.shards)))] * len(vectors)
+        return [shards.tolist() for shards in self.router.shards_for(vectors)]
+
     async def search(
         self, vector: np.ndarray, k: int, keep: SearchFilter, exact: bool = False
     ) -> tuple[Hits, list[int]]:
-        """Merged top-k over every shard that answered, and the shards that did not."""
-        answers, missing = await self.fan_out("search", ShardQuery(vector, k, keep, exact))
+        """Merged top-k over the query's shards that answered, and those that did not."""
+        (shards,) = self.targets(vector[None, :], exact)
+        query = ShardQuery(vector, k, keep, exact)
+        answers, missing = await self.fan_out("search", {shard: (query,) for shard in shards})
         return self._merged(list(answers.values()), k), missing
 
-    async def search_many(self, queries: list[ShardQuery]) -> tuple[list[Hits], list[int]]:
-        """Merged top-k of each query, in order, from one call per shard; and the shards that
-        did not answer (missing from every answer alike)."""
-        answers, missing = await self.fan_out("search_batch", queries)
-        by_query = list(zip(*answers.values(), strict=True)) or [() for _ in queries]
-        merged = [
-            self._merged(list(hits), query.k) for hits, query in zip(by_query, queries, strict=True)
+    async def search_many(self, queries: list[ShardQuery]) -> list[tuple[Hits, list[int]]]:
+        """Each query's merged top-k and the shards of its own that did not answer, in order:
+        one call per shard, holding every query that shard is a target of."""
+        every = list(range(len(self.shards)))
+        routed = self.targets(np.stack([query.vector for query in queries]))
+        routes = [every if q.exact else r for q, r in zip(queries, routed, strict=True)]
+        asked: dict[int, list[int]] = {}  # shard -> the positions of its queries
+        for position, shards in enumerate(routes):
+            for shard in shards:
+                asked.setdefault(shard, []).append(position)
+        calls = {shard: ([queries[p] for p in positions],) for shard, positions in asked.items()}
+        answers, missing = await self.fan_out("search_batch", calls)
+        per_query: list[list[Hits]] = [[] for _ in queries]
+        for shard, found in answers.items():
+            for position, hits in zip(asked[shard], found, strict=True):
+                per_query[position].append(hits)
+        return [
+            (self._merged(hits, query.k), [shard for shard in missing if shard in route])
+            for hits, query, route in zip(per_query, queries, routes, strict=True)
         ]
-        return merged, missing
 
     def _merged(self, per_shard: list[Hits], k: int) -> Hits:
         """The best k of the shards' hits, best first."""
@@ -107,29 +131,40 @@ class GenerationClient:
 
     async def get(self, pin_id: str) -> dict[str, Any]:
         """The indexed pin with its vector; PinNotIndexed when absent, ShardUnavailable when
-        its shard did not answer."""
-        shard = shard_of(pin_id, len(self.shards))
-        try:
-            found = await self.call_shard(shard, "get", pin_id)
-        except ShardUnavailable as exc:
+        a shard that may hold it did not answer. With centroid routing a pin's shard follows
+        its vector, so every shard is asked (a pin is live on one at most)."""
+        if self.router is None:
+            shards = [shard_of(pin_id, len(self.shards))]
+        else:
+            shards = list(range(len(self.shards)))
+        answers, missing = await self.fan_out("get", {shard: (pin_id,) for shard in shards})
+        found = [pin for pin in answers.values() if pin is not None]
+        if found:
+            return dict(found[0])
+        if missing:
             message = f"the shard holding pin {pin_id!r} did not answer"
-            raise ShardUnavailable(shard, message) from exc
-        if found is None:
-            raise PinNotIndexed(pin_id, self.generation)
-        return dict(found)
+            raise ShardUnavailable(missing[0], message)
+        raise PinNotIndexed(pin_id, self.generation)
 
-    async def fan_out(self, method: str, *args: Any) -> tuple[dict[int, Any], list[int]]:
-        """Call `method` on every shard with a per-shard timeout; return the answers by shard
-        and the shards that did not answer. Any other failure of a shard call is raised."""
+    async def fan_out(
+        self, method: str, calls: dict[int, tuple[Any, ...]] | None = None
+    ) -> tuple[dict[int, Any], list[int]]:
+        """Call `method` on each shard of `calls` with its arguments (None: every shard, no
+        arguments), each within the shard timeout; return the answers by shard and the shards
+        that did not answer. Any other failure of a shard call is raised."""
+        if calls is None:
+            calls = {shard: () for shard in range(len(self.shards))}
+        shards = sorted(calls)
         results = await asyncio.gather(
-            *(self.call_shard(shard, method, *args) for shard in range(len(self.shards))),
+            *(self.call_shard(shard, method, *calls[shard]) for shard in shards),
             return_exceptions=True,  # every call ends before any error is looked at
         )
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, ShardUnavailable):
                 raise result  # a bug, in the shard or here: the query fails
-        answers = {i: r for i, r in enumerate(results) if not isinstance(r, ShardUnavailable)}
-        missing = [i for i, r in enumerate(results) if isinstance(r, ShardUnavailable)]
+        answered = zip(shards, results, strict=True)
+        answers = {s: r for s, r in answered if not isinstance(r, ShardUnavailable)}
+        missing = [s for s, r in zip(shards, results, strict=True) if isinstance(r, ShardUnavailable)]
         return answers, missing
 
     async def call_shard(self, shard: int, method: str, *args: Any) -> Any:

@@ -152,6 +152,4 @@ async def _search(
     if len(queries) == 1:
         vector, plan = queries[0]
         return [await client.search(vector, plan.k, plan.keep)]
-    batch = [ShardQuery(vector, plan.k, plan.keep) for vector, plan in queries]
-    hits, missing = await client.search_many(batch)
-    return [(found, missing) for found in hits]
+    return await client.search_many([ShardQuery(v, plan.k, plan.keep) for v, plan in queries])

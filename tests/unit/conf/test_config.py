@@ -99,3 +99,31 @@ def test_search_settings_of_the_shards_are_reachable_from_yaml(tmp_path: Path) -
     assert (cfg.shards.nprobe, cfg.shards.rerank_factor, cfg.shards.ef_search) == (8, 0, 64)
     with pytest.raises(ConfigError, match=r"shards.*nprobe must be an int >= 1"):
         load_config(write(tmp_path, "shards:\n  nprobe: 0\n"))
+
+
+def test_routing_defaults_to_hash_and_its_keys_are_checked_at_load(tmp_path: Path) -> None:
+    assert load_config().shards.routing == "hash"
+    text = "shards:\n  count: 4\n  routing: centroid\n  route_groups: 64\n  route_nprobe: 4\n"
+    shards = load_config(write(tmp_path, text)).shards
+    assert (shards.routing, shards.route_groups, shards.route_nprobe) == ("centroid", 64, 4)
+    refused = {
+        "routing: ivf\n": r"shards\.routing: must be one of \['hash', 'centroid'\]",
+        "route_groups: 0\n": r"shards: route_groups must be an int >= 1",
+        "route_nprobe: 0\n": r"shards: route_nprobe must be an int >= 1",
+        "route_groups: 8\n  route_nprobe: 9\n": r"shards: route_nprobe \(9\) must be <= route_",
+        "count: 8\n  routing: centroid\n  route_groups: 4\n  route_nprobe: 2\n": (
+            r"shards: route_groups \(4\) must be >= count \(8\)"
+        ),
+    }
+    for body, message in refused.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, "shards:\n  " + body))
+    # Fewer groups than shards is harmless while the groups are not used.
+    assert load_config(write(tmp_path, "shards:\n  count: 8\n  route_groups: 4\n  route_nprobe: 2\n")).shards
+
+
+def test_router_roots_are_keyed_by_the_log_they_route() -> None:
+    cfg = PinstreamConfig().with_value("storage.root", "s3://bucket/pinstream/")
+    assert cfg.router_root() == "s3://bucket/pinstream/routers/pin-embeddings"
+    generation = cfg.for_generation("g2", "base")
+    assert generation.router_root() == "s3://bucket/pinstream/routers/pin-embeddings.g2"

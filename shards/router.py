@@ -2,9 +2,9 @@
 
 A coarse quantizer (k-means, G groups) is trained over a sample of the corpus. Each group is
 given to one shard: the group centroids are clustered into S super-centroids (weighted by how
-many sample vectors each group holds), and groups are handed out greedily, closest
-(group, shard) pairs first, to shards that still have room under an equal share of the
-sample. Neighbouring groups therefore live on one shard, so a query's `nprobe` nearest groups
+many sample vectors each group holds), and groups are handed out largest first, each to
+the closest super-centroid's shard that still has room under an equal share of the sample.
+Neighbouring groups therefore live on one shard, so a query's `nprobe` nearest groups
 fall on few shards, and shards hold about the same number of pins.
 
 A pin is owned by the shard of its vector's nearest group (`owner_shards`); a query asks the
@@ -74,7 +74,8 @@ class CentroidRouter:
     def shards_for(self, queries: np.ndarray, nprobe: int | None = None) -> list[np.ndarray]:
         """Per query, the sorted distinct shards owning its `nprobe` nearest groups (default:
         the router's nprobe); a query's true neighbours outside those groups are not asked."""
-        shards = self.group_shards[self.groups_of(queries, nprobe or self.nprobe)]
+        probes = self.nprobe if nprobe is None else nprobe
+        shards = self.group_shards[self.groups_of(queries, probes)]
         return [np.unique(row) for row in shards]
 
     def shard_loads(self, vectors: Any) -> np.ndarray:
@@ -128,8 +129,9 @@ def train_router(
 def balanced_assignment(
     centroids: np.ndarray, sizes: np.ndarray, num_shards: int, metric: Metric, seed: int = 0
 ) -> np.ndarray:
-    """The shard of each group: neighbouring groups together, each shard's total size within
-    a group of an equal share (`BALANCE_SLACK` over it)."""
+    """The shard of each group (`sizes`: sample vectors in it): neighbouring groups together,
+    no shard above an equal share of the sizes plus `BALANCE_SLACK`, but for a group too big
+    for the room any shard has left, which goes to the lightest."""
     groups = centroids.shape[0]
     if num_shards == 1:
         return np.zeros(groups, dtype=np.int64)
@@ -142,20 +144,15 @@ def balanced_assignment(
     capacity = float(weights.sum()) / num_shards * (1 + BALANCE_SLACK)
     owner = np.full(groups, -1, dtype=np.int64)
     loads = np.zeros(num_shards)
-    counts = np.zeros(num_shards, dtype=np.int64)
-    # Closest pairs first; ties (equal affinity) in group, then shard order: deterministic.
-    order = np.lexsort((np.arange(affinity.size), -affinity.ravel()))
-    for pair in order.tolist():
-        group, shard = divmod(pair, num_shards)
-        if owner[group] < 0 and loads[shard] + weights[group] <= capacity:
-            owner[group] = shard
-            loads[shard] += weights[group]
-            counts[shard] += 1
-    for group in np.flatnonzero(owner < 0).tolist():  # too big for any shard's room left
-        shard = int(np.lexsort((counts, loads))[0])
+    # Largest groups first (first-fit decreasing), each to the closest shard with room for
+    # it: the big ones land where they belong, the small ones fill what is left nearby. Ties
+    # go by group, then shard number: the same inputs give the same table.
+    for group in np.lexsort((np.arange(groups), -weights)).tolist():
+        preference = np.lexsort((np.arange(num_shards), -affinity[group]))
+        room = preference[loads[preference] + weights[group] <= capacity]
+        shard = int(room[0]) if room.size else int(np.argmin(loads))  # too big: the lightest
         owner[group] = shard
         loads[shard] += weights[group]
-        counts[shard] += 1
     return owner
 
 

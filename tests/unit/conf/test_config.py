@@ -119,7 +119,8 @@ def test_routing_defaults_to_hash_and_its_keys_are_checked_at_load(tmp_path: Pat
         with pytest.raises(ConfigError, match=message):
             load_config(write(tmp_path, "shards:\n  " + body))
     # Fewer groups than shards is harmless while the groups are not used.
-    assert load_config(write(tmp_path, "shards:\n  count: 8\n  route_groups: 4\n  route_nprobe: 2\n")).shards
+    text = "shards:\n  count: 8\n  route_groups: 4\n  route_nprobe: 2\n"
+    assert load_config(write(tmp_path, text)).shards.route_groups == 4
 
 
 def test_router_roots_are_keyed_by_the_log_they_route() -> None:

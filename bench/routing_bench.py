@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.shards_bench import Data, K, machine, make_data, recall, run_header
+from bench.shards_bench import Data, K, machine, make_data, recall, run_header, write_results
 from conf.config import ShardsConfig
 from shards import ShardIndex
 from shards.router import CentroidRouter, train_router
@@ -199,10 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "wall_s": time.perf_counter() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(output, indent=2))
-    temporary.replace(args.out)
+    write_results(args.out, output)
     print(f"wrote {args.out} in {output['wall_s']:.0f} s")
     return 0
 

@@ -487,6 +487,14 @@ def run_header(benchmark: str, argv: list[str] | None) -> dict[str, Any]:
     }
 
 
+def write_results(path: Path, output: dict[str, Any]) -> None:
+    """Write a results file whole: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(output, indent=2))
+    temporary.replace(path)
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (
@@ -635,10 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "wall_s": time.perf_counter() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(output, indent=2))
-    temporary.replace(args.out)
+    write_results(args.out, output)
     print(json.dumps({"goals": output["goals"], "wall_s": output["wall_s"]}, indent=2))
     return 0
 

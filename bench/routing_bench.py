@@ -2,6 +2,7 @@
 
     python -m bench.routing_bench [--n 200000] [--dim 384] [--queries 1000] [--shards 8]
                                   [--groups 256] [--sample 100000] [--nprobes 1,2,4,8,16,32]
+                                  [--mixtures 64x8,8x64]
                                   [--quick] [--out bench/results/routing.json]
 
 Not a timing benchmark: it counts. The same corpus is split into `shards` ShardIndex shards
@@ -13,7 +14,9 @@ against exact search over the whole corpus, the routing recall (the share of the
 that lives on a shard asked, the ceiling routing leaves), and the shards touched per query
 (mean, p99). `figures.routed_shards_touched_fraction` is what the capacity planner reads.
 Data: the shard benchmark's seeded two-level Gaussian mixture (bench/shards_bench.py),
-normalized; queries are fresh draws from it. Not real MiniLM embeddings of the synthetic
+normalized, queries fresh draws from it, once with 64 topics x 8 sub-clusters (topics do not
+line up with the shards: the primary figures) and once with its own 8 x 64 (with 8 shards,
+a topic fits one shard: the easy case). Not real MiniLM embeddings of the synthetic
 pins: embedding 200k pins on this machine's CPUs takes longer than the session allows.
 """
 
@@ -36,6 +39,9 @@ from shards.top_k import merge_top_k, worst_score
 from streams.routing import shard_of
 
 DEFAULT_NPROBES = (1, 2, 4, 8, 16, 32)
+# Topics x sub-clusters: 64 topics do not line up with 8 shards (the primary figures), the
+# shard benchmark's 8 do.
+DEFAULT_MIXTURES = ((64, 8), (8, 64))
 
 
 def per_shard_answers(
@@ -89,30 +95,12 @@ def balance(owners: np.ndarray, shards: int) -> dict[str, Any]:
     return {"sizes": sizes.tolist(), "max_over_mean": float(sizes.max() / sizes.mean())}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200_000)
-    parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--queries", type=int, default=1_000)
-    parser.add_argument("--shards", type=int, default=8)
-    parser.add_argument("--groups", type=int, default=256)
-    parser.add_argument("--sample", type=int, default=100_000)
-    parser.add_argument(
-        "--nprobes", default=",".join(map(str, DEFAULT_NPROBES)), help="route_nprobe sweep"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="20k x 128, for a smoke run")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/routing.json"))
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.n, args.dim, args.queries, args.sample = 20_000, 128, 300, 10_000
-    nprobes = sorted({int(p) for p in args.nprobes.split(",")})
-    started = time.perf_counter()
+def compare(args: argparse.Namespace, topics: int, subclusters: int) -> dict[str, Any]:
+    """Hash and centroid routing over one mixture: the same corpus, queries and shard config."""
     config = ShardsConfig(dim=args.dim)
     default_nprobe = ShardsConfig().route_nprobe
-    info = machine()
-    print(f"data: {args.n} x {args.dim}, {args.queries} queries", flush=True)
-    data = make_data(args.n, args.dim, args.queries, args.seed)
+    print(f"data: {args.n} x {args.dim}, {topics} x {subclusters} clusters", flush=True)
+    data = make_data(args.n, args.dim, args.queries, args.seed, topics, subclusters)
 
     print(f"hash sharding over {args.shards} shards", flush=True)
     hashed = np.array([shard_of(f"pin-{row}", args.shards) for row in range(args.n)])
@@ -133,35 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     owners = router.owner_shards(data.vectors)
     routed_answers = per_shard_answers(data, owners, args.shards, config)
     sweep = []
-    for nprobe in nprobes:
+    for nprobe in sorted({int(p) for p in args.nprobes.split(",")}):
         result = routed_result(
             data, routed_answers, router.shards_for(data.queries, nprobe), owners, config.metric
         )
         sweep.append({"route_nprobe": nprobe, **result})
         print(f"  route_nprobe {nprobe:3d}: {json.dumps(result)}", flush=True)
     print(f"  hash: {json.dumps({k: v for k, v in hash_result.items() if k != 'balance'})}")
-
-    conditions = {
-        "shards": args.shards,
-        "groups": args.groups,
-        "vectors": args.n,
-        "dim": args.dim,
-        "index": config.sealed_index,
-        "nprobe": config.nprobe,
-        "data": "gaussian mixture",
-    }
-    ordered = sorted(sweep, key=lambda point: point["route_nprobe"] != default_nprobe)
-    output = {
-        **run_header("routing", argv),
-        "machine": info,
-        "data": {
-            "kind": "two-level Gaussian mixture (bench/shards_bench.py mixture), normalized",
-            "vectors": args.n,
-            "dim": args.dim,
-            "queries": args.queries,
-            "seed": args.seed,
-        },
-        "shard_config": dataclasses.asdict(config),
+    return {
+        "data": {"topics": topics, "subclusters": subclusters},
         "hash": hash_result,
         "centroid": {
             "groups": args.groups,
@@ -169,8 +137,51 @@ def main(argv: list[str] | None = None) -> int:
             "balance": balance(owners, args.shards),
             "sweep": sweep,
         },
-        "figures": {
-            "routed_shards_touched_fraction": [
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--groups", type=int, default=256)
+    parser.add_argument("--sample", type=int, default=100_000)
+    parser.add_argument(
+        "--nprobes", default=",".join(map(str, DEFAULT_NPROBES)), help="route_nprobe sweep"
+    )
+    parser.add_argument(
+        "--mixtures",
+        default=",".join(f"{t}x{c}" for t, c in DEFAULT_MIXTURES),
+        help="topics x sub-clusters of each data set (the first is the figures' primary)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="20k x 128, for a smoke run")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/routing.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.dim, args.queries, args.sample = 20_000, 128, 300, 10_000
+    mixtures = [tuple(int(x) for x in m.split("x")) for m in args.mixtures.split(",")]
+    started = time.perf_counter()
+    config = ShardsConfig(dim=args.dim)
+    default_nprobe = ShardsConfig().route_nprobe
+    info = machine()
+    runs = [compare(args, topics, subclusters) for topics, subclusters in mixtures]
+    figures = []
+    for run in runs:
+        conditions = {
+            "shards": args.shards,
+            "groups": args.groups,
+            "vectors": args.n,
+            "dim": args.dim,
+            "index": config.sealed_index,
+            "nprobe": config.nprobe,
+            "data": "gaussian mixture {topics} topics x {subclusters}".format(**run["data"]),
+        }
+        sweep = run["centroid"]["sweep"]
+        for point in sorted(sweep, key=lambda point: point["route_nprobe"] != default_nprobe):
+            figures.append(
                 {
                     "value": point["shards_touched_fraction"],
                     "unit": "fraction",
@@ -178,16 +189,23 @@ def main(argv: list[str] | None = None) -> int:
                         **conditions,
                         "route_nprobe": point["route_nprobe"],
                         "recall_at_10": point["recall_at_10"],
+                        "hash_recall_at_10": run["hash"]["recall_at_10"],
                     },
                 }
-                for point in ordered
-            ],
-            "hash_recall_at_10": {
-                "value": hash_result["recall_at_10"],
-                "unit": "recall",
-                "conditions": conditions,
-            },
+            )
+    output = {
+        **run_header("routing", argv),
+        "machine": info,
+        "data": {
+            "kind": "two-level Gaussian mixtures (bench/shards_bench.py mixture), normalized",
+            "vectors": args.n,
+            "dim": args.dim,
+            "queries": args.queries,
+            "seed": args.seed,
         },
+        "shard_config": dataclasses.asdict(config),
+        "runs": runs,
+        "figures": {"routed_shards_touched_fraction": figures},
         "notes": [
             "recall against exact search (IndexFlatIP) over the whole corpus; each shard's "
             "answer is its sealed IVF index's, so hash recall is the per-shard index's recall "
@@ -196,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             "shards touched: distinct shards owning the query's route_nprobe nearest groups; "
             "hash sharding touches every shard",
             "the router is trained on a sample of the corpus and assigns the whole corpus",
+            "8 topics on 8 shards is the easy case (a topic fits one shard); 64 topics is not",
         ],
         "wall_s": time.perf_counter() - started,
     }

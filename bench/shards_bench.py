@@ -68,12 +68,14 @@ class Data:
     truth: np.ndarray  # exact top-K row numbers of each query over all vectors
 
 
-def mixture(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def mixture(
+    n: int, dim: int, seed: int, topics: int = TOPICS, subclusters: int = SUBCLUSTERS
+) -> tuple[np.ndarray, np.ndarray]:
     """n unit vectors from a two-level Gaussian mixture, and each one's sub-cluster."""
     rng = np.random.default_rng(seed)
-    topics = _unit(rng.standard_normal((TOPICS, dim)))
-    offsets = 0.3 * _unit(rng.standard_normal((TOPICS, SUBCLUSTERS, dim)))
-    centers = _unit(topics[:, None, :] + offsets).reshape(-1, dim)
+    tops = _unit(rng.standard_normal((topics, dim)))
+    offsets = 0.3 * _unit(rng.standard_normal((topics, subclusters, dim)))
+    centers = _unit(tops[:, None, :] + offsets).reshape(-1, dim)
     rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
     spectrum = np.arange(1, dim + 1) ** -0.5
     spectrum *= 0.6 / np.sqrt((spectrum**2).sum())
@@ -86,8 +88,10 @@ def mixture(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return vectors, labels
 
 
-def make_data(n: int, dim: int, queries: int, seed: int) -> Data:
-    vectors, labels = mixture(n + queries, dim, seed)
+def make_data(
+    n: int, dim: int, queries: int, seed: int, topics: int = TOPICS, subclusters: int = SUBCLUSTERS
+) -> Data:
+    vectors, labels = mixture(n + queries, dim, seed, topics, subclusters)
     exact = faiss.IndexFlatIP(dim)
     exact.add(vectors[:n])
     _, truth = exact.search(vectors[n:], K)

@@ -11,10 +11,22 @@ def test_a_tiny_routing_run_writes_consistent_figures(tmp_path: Path) -> None:
     out = tmp_path / "routing.json"
     argv = ["--n", "3000", "--dim", "16", "--queries", "60", "--shards", "4", "--groups", "16"]
     assert (
-        routing_bench.main([*argv, "--sample", "2000", "--nprobes", "1,8,16", "--out", str(out)])
+        routing_bench.main(
+            [
+                *argv,
+                "--sample",
+                "2000",
+                "--nprobes",
+                "1,8,16",
+                "--mixtures",
+                "4x4",
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
-    document = json.loads(out.read_text())
+    document = json.loads(out.read_text())["runs"][0]
     assert document["hash"]["shards_touched_fraction"] == 1.0
     assert document["hash"]["routing_recall_at_10"] == 1.0
     sweep = {point["route_nprobe"]: point for point in document["centroid"]["sweep"]}

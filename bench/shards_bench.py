@@ -66,12 +66,14 @@ class Data:
     truth: np.ndarray  # exact top-K row numbers of each query over all vectors
 
 
-def mixture(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def mixture(
+    n: int, dim: int, seed: int, topics: int = TOPICS, subclusters: int = SUBCLUSTERS
+) -> tuple[np.ndarray, np.ndarray]:
     """n unit vectors from a two-level Gaussian mixture, and each one's sub-cluster."""
     rng = np.random.default_rng(seed)
-    topics = _unit(rng.standard_normal((TOPICS, dim)))
-    offsets = 0.3 * _unit(rng.standard_normal((TOPICS, SUBCLUSTERS, dim)))
-    centers = _unit(topics[:, None, :] + offsets).reshape(-1, dim)
+    tops = _unit(rng.standard_normal((topics, dim)))
+    offsets = 0.3 * _unit(rng.standard_normal((topics, subclusters, dim)))
+    centers = _unit(tops[:, None, :] + offsets).reshape(-1, dim)
     rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
     spectrum = np.arange(1, dim + 1) ** -0.5
     spectrum *= 0.6 / np.sqrt((spectrum**2).sum())
@@ -84,8 +86,10 @@ def mixture(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return vectors, labels
 
 
-def make_data(n: int, dim: int, queries: int, seed: int) -> Data:
-    vectors, labels = mixture(n + queries, dim, seed)
+def make_data(
+    n: int, dim: int, queries: int, seed: int, topics: int = TOPICS, subclusters: int = SUBCLUSTERS
+) -> Data:
+    vectors, labels = mixture(n + queries, dim, seed, topics, subclusters)
     exact = faiss.IndexFlatIP(dim)
     exact.add(vectors[:n])
     _, truth = exact.search(vectors[n:], K)
@@ -479,6 +483,14 @@ def streaming_recall(data: Data, config: ShardsConfig, seed: int, queries: int) 
     }
 
 
+def write_results(path: Path, output: dict[str, Any]) -> None:
+    """Write a results file whole: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(output, indent=2))
+    temporary.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000)
@@ -605,10 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "wall_s": time.perf_counter() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(output, indent=2))
-    temporary.replace(args.out)
+    write_results(args.out, output)
     print(json.dumps({"goals": output["goals"], "wall_s": output["wall_s"]}, indent=2))
     return 0
 

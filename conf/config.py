@@ -22,6 +22,7 @@ LOCAL_CONFIG = Path(__file__).with_name("local.yaml")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 MAX_POSITIONS = 512  # BERT-family position embeddings: longer inputs cannot be encoded
 Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or squared L2
+Routing = Literal["hash", "centroid"]  # how pins are assigned to shards (ShardsConfig.routing)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -108,6 +109,10 @@ class ShardsConfig:
         separate entries (shards/shard_state.py); lower it only to test that.
     search_device: where sealed segments are searched: "cpu", "cuda" (faiss-gpu; a shard
         refuses to start without a GPU) or "auto" (cuda when faiss sees a GPU, else cpu).
+    routing: "hash" (a pin's shard is a hash of its id; every query asks every shard) or
+        "centroid" (a pin's shard owns the nearest of `route_groups` coarse centroids,
+        trained by `pinstream router train`; a query asks only the shards owning its
+        `route_nprobe` nearest groups; shards/router.py).
     """
 
     count: int = 2
@@ -123,10 +128,14 @@ class ShardsConfig:
     snapshots_keep: int = 3
     key_bits: int = 63
     search_device: Literal["auto", "cpu", "cuda"] = "auto"
+    routing: Routing = "hash"
+    route_groups: int = 256
+    route_nprobe: int = 8
 
     def __post_init__(self) -> None:
         for name in ("count", "dim", "growing_limit", "nprobe", "ef_search", "snapshots_keep"):
             _positive_int(name, getattr(self, name))
+        self._check_routing()
         if self.metric not in _METRICS:
             raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {self.metric!r}")
         if isinstance(self.rerank_factor, bool) or not isinstance(self.rerank_factor, int):
@@ -151,6 +160,22 @@ class ShardsConfig:
     def metric_type(self) -> int:
         """The FAISS metric constant of `metric`."""
         return _METRICS[self.metric]
+
+    def _check_routing(self) -> None:
+        if self.routing not in ("hash", "centroid"):
+            raise ValueError(f"routing must be hash or centroid, got {self.routing!r}")
+        _positive_int("route_groups", self.route_groups)
+        _positive_int("route_nprobe", self.route_nprobe)
+        if self.route_nprobe > self.route_groups:
+            raise ValueError(
+                f"route_nprobe ({self.route_nprobe}) must be <= route_groups ({self.route_groups})"
+            )
+        if self.routing == "centroid" and self.route_groups < self.count:
+            # A shard that owns no group would never receive a pin.
+            raise ValueError(
+                f"route_groups ({self.route_groups}) must be >= count ({self.count}) "
+                "with centroid routing"
+            )
 
 
 # faiss's METRIC_INNER_PRODUCT and METRIC_L2 (faiss/MetricType.h); faiss itself is imported
@@ -480,6 +505,11 @@ class PinstreamConfig:
         """Where the snapshots of one shard live: keyed by the embeddings log they fold, so a
         snapshot is only ever resumed against its own log."""
         return f"{self.storage.root.rstrip('/')}/snapshots/{self.topics.embeddings}/shard-{shard}"
+
+    def router_root(self) -> str:
+        """Where the centroid router of this config's index generation lives: keyed by the
+        embeddings log its partitions route, like the snapshots (shards/router_store.py)."""
+        return f"{self.storage.root.rstrip('/')}/routers/{self.topics.embeddings}"
 
     def for_generation(self, generation: str, model_name: str) -> PinstreamConfig:
         """The config of another index generation beside this one: its model, and its own

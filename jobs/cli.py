@@ -18,6 +18,7 @@ from conf.errors import PinstreamError
 from jobs.console import configure_logging, quiet_terminal
 from jobs.generation_commands import add_generation_parsers
 from jobs.model_commands import add_model_parsers
+from jobs.router_commands import add_router_parsers
 from jobs.stack import LocalStack, resolved_bootstrap, running_state
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     add_plan_parser(commands)
     add_generation_parsers(commands)
     add_model_parsers(commands)
+    add_router_parsers(commands)
 
     for name, what in (
         ("seal", "fold each shard's log into a new snapshot, sealing its growing segment"),

@@ -31,6 +31,7 @@ from ray.exceptions import RayError
 from conf.config import PinstreamConfig
 from encoder.embedder import Embedder
 from jobs.ingest_metrics import IngestMetrics
+from shards.router_store import load_router
 from streams.checkpoint import Checkpoint
 from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.embeddings_log import EmbeddingsLogWriter, log_rows
@@ -131,6 +132,8 @@ class IngestJob:
         self._client = KafkaClientSettings.of(cfg.broker)
         self._metrics: IngestMetrics | None = None
         self._failures = 0  # attempts failed since the last good checkpoint
+        # Centroid routing: refused here, before any read, when the generation has no router.
+        self._router = load_router(cfg)
 
     def stop(self, drain_s: float = 0.0) -> None:
         """Ask the job to return after the batch in hand or, with `drain_s`, once the stream
@@ -177,7 +180,11 @@ class IngestJob:
         with ExitStack() as clients:
             embeddings = clients.enter_context(
                 EmbeddingsLogWriter(
-                    cfg.broker.bootstrap, cfg.topics.embeddings, cfg.shards.count, self._client
+                    cfg.broker.bootstrap,
+                    cfg.topics.embeddings,
+                    cfg.shards.count,
+                    self._client,
+                    None if self._router is None else self._router.owner_shards,
                 )
             )
             dead_letters = clients.enter_context(

@@ -164,7 +164,9 @@ class GenerationClient:
                 raise result  # a bug, in the shard or here: the query fails
         answered = zip(shards, results, strict=True)
         answers = {s: r for s, r in answered if not isinstance(r, ShardUnavailable)}
-        missing = [s for s, r in zip(shards, results, strict=True) if isinstance(r, ShardUnavailable)]
+        missing = [
+            s for s, r in zip(shards, results, strict=True) if isinstance(r, ShardUnavailable)
+        ]
         return answers, missing
 
     async def call_shard(self, shard: int, method: str, *args: Any) -> Any:

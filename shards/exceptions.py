@@ -17,3 +17,15 @@ class CorruptSnapshot(SnapshotError):
 
 class SnapshotNotFound(SnapshotError):
     """No snapshot (or no good one) exists where one was asked for."""
+
+
+class RouterError(ShardError):
+    """A centroid router cannot be trained, written or loaded as asked."""
+
+
+class RouterNotFound(RouterError):
+    """No router was trained for this index generation."""
+
+
+class CorruptRouter(RouterError):
+    """A router artifact is partial or damaged: it is refused, never used to route."""

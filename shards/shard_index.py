@@ -324,6 +324,27 @@ class ShardIndex(LoadsSnapshots):
             ]
         return pa.concat_tables(parts) if parts else self._payload_schema.empty_table()
 
+    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to n live vectors, drawn uniformly without replacement (seeded): float32 [m, d]."""
+        with self._lock:
+            segments = [s for s in [self._growing, *self._segments] if s.n_live]
+            live = [np.flatnonzero(~s.dead) for s in segments]
+            bounds = np.cumsum([0, *(positions.size for positions in live)])
+            total = int(bounds[-1])
+            chosen = np.sort(
+                np.random.default_rng(seed).choice(total, size=min(n, total), replace=False)
+            )
+            parts = [
+                segment.vectors_at(positions[chosen[(chosen >= low) & (chosen < high)] - low])
+                for segment, positions, low, high in zip(
+                    segments, live, bounds[:-1], bounds[1:], strict=True
+                )
+            ]
+        parts = [part for part in parts if part.shape[0]]
+        if not parts:
+            return np.empty((0, self._config.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
     def seal(self) -> None:
         """Seal the growing segment and any segment waiting to be sealed; return when done.
 

@@ -1,14 +1,24 @@
 """The embeddings log: topic `pin-embeddings`, the write-ahead log of every shard.
 
-Partition = shard(pin_id). Each Kafka record holds one Arrow IPC stream of rows:
+Partition = shard. Each Kafka record holds one Arrow IPC stream of rows:
 pin_id, op, version, generation, vector (null for deletes), title, board,
 event_time. A replica rebuilds its shard from this log alone.
+
+Which shard a row goes to (`partition_rows`): with hash routing, shard_of(pin_id); with
+centroid routing, an upsert goes to the shard owning its vector (a function passed in, the
+router's `owner_shards`), and every other shard gets a tombstone of the same version. The
+writer keeps no pin -> shard state (it would have to be rebuilt from the log after a crash,
+and be shared by every ingest process), so it cannot know which shard held the pin before:
+a tombstone everywhere else deletes it from whichever that was, and last-writer-wins by
+version makes the extra tombstones, and any replay of them, change nothing elsewhere. A
+delete goes to every shard for the same reason. Shards prune tombstones after later
+snapshots (shards/shard_index.py), so they do not accumulate.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +30,8 @@ from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, LazyProducer
 from streams.routing import shard_of
 
 ROWS_PER_MESSAGE = 256
+# Centroid routing: the owner shard of each upsert's vector, given an (n, dim) float32 matrix.
+OwnerShards = Callable[[np.ndarray], np.ndarray]
 # The end-of-stream message every Arrow IPC stream writer closes with.
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
@@ -150,8 +162,74 @@ def checked_rows(value: bytes | None, schema: pa.Schema, generation: str) -> pa.
     return rows
 
 
+def partition_rows(
+    rows: pa.Table, num_shards: int, owner_shards: OwnerShards | None = None
+) -> dict[int, pa.Table]:
+    """The rows each shard's partition gets, in row order: by shard_of(pin_id) (hash routing),
+    or, given `owner_shards`, each upsert on its vector's owner shard with a tombstone of the
+    same version on every other shard, and each delete on every shard (see the module doc)."""
+    if owner_shards is None:
+        by_shard: dict[int, list[int]] = defaultdict(list)
+        for index, pin_id in enumerate(rows.column("pin_id").to_pylist()):
+            by_shard[shard_of(pin_id, num_shards)].append(index)
+        return {shard: rows.take(pa.array(indices)) for shard, indices in sorted(by_shard.items())}
+    n = rows.num_rows
+    if n == 0:
+        return {}
+    upserts = np.asarray(rows.column("op").to_numpy(zero_copy_only=False) == "upsert")
+    owners = np.full(n, -1, dtype=np.int64)
+    if upserts.any():
+        owners[upserts] = _checked_owners(owner_shards, _upsert_vectors(rows, upserts), num_shards)
+    # Rows [0, n) as they are, rows [n, 2n) their tombstones: each shard takes one of the two.
+    both = pa.concat_tables([rows, _tombstones(rows)])
+    positions = np.arange(n)
+    return {
+        shard: both.take(pa.array(np.where(owners == shard, positions, positions + n)))
+        for shard in range(num_shards)
+    }
+
+
+def _upsert_vectors(rows: pa.Table, upserts: np.ndarray) -> np.ndarray:
+    column = rows.filter(pa.array(upserts)).column("vector").combine_chunks()
+    if column.null_count:
+        raise ValueError("an upsert row carries no vector")
+    dim = column.type.list_size
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(values.reshape(len(column), dim), dtype=np.float32)
+
+
+def _checked_owners(owner_shards: OwnerShards, vectors: np.ndarray, num_shards: int) -> np.ndarray:
+    owners = np.asarray(owner_shards(vectors))
+    if owners.shape != (vectors.shape[0],) or owners.dtype.kind not in "iu":
+        raise ValueError(f"owner_shards gave {owners.shape} {owners.dtype} for {vectors.shape[0]}")
+    if owners.size and not (int(owners.min()) >= 0 and int(owners.max()) < num_shards):
+        raise ValueError(f"owner_shards gave a shard outside [0, {num_shards})")
+    return owners.astype(np.int64, copy=False)
+
+
+def _tombstones(rows: pa.Table) -> pa.Table:
+    """A delete row for each row: same pin, version, generation and event time."""
+    n, dim = rows.num_rows, rows.schema.field("vector").type.list_size
+    return pa.table(
+        {
+            "pin_id": rows.column("pin_id"),
+            "op": pa.array(["delete"] * n, pa.string()),
+            "version": rows.column("version"),
+            "generation": rows.column("generation"),
+            "vector": pa.nulls(n, pa.list_(pa.float32(), dim)),
+            "title": pa.nulls(n, pa.string()),
+            "board": pa.nulls(n, pa.string()),
+            "event_time": rows.column("event_time"),
+        },
+        schema=rows.schema,
+    )
+
+
 class EmbeddingsLogWriter(LazyProducer):
-    """Writes log rows to the shard partitions; the producer is created on first use."""
+    """Writes log rows to the shard partitions; the producer is created on first use.
+
+    owner_shards: None for hash routing; the router's `owner_shards` for centroid routing.
+    """
 
     def __init__(
         self,
@@ -159,20 +237,19 @@ class EmbeddingsLogWriter(LazyProducer):
         topic: str,
         num_shards: int,
         client: KafkaClientSettings = DEFAULT_CLIENT,
+        owner_shards: OwnerShards | None = None,
     ) -> None:
         super().__init__(bootstrap, client)
         self.topic = topic
         self.num_shards = num_shards
+        self.owner_shards = owner_shards
 
     def write(self, rows: pa.Table) -> int:
         """Send rows to their shards' partitions (call `flush` to wait for the acks)."""
-        by_shard: dict[int, list[int]] = defaultdict(list)
-        for index, pin_id in enumerate(rows.column("pin_id").to_pylist()):
-            by_shard[shard_of(pin_id, self.num_shards)].append(index)
         sent = 0
-        for shard, indices in sorted(by_shard.items()):
-            for start in range(0, len(indices), ROWS_PER_MESSAGE):
-                chunk = rows.take(pa.array(indices[start : start + ROWS_PER_MESSAGE]))
+        for shard, shard_rows in partition_rows(rows, self.num_shards, self.owner_shards).items():
+            for start in range(0, shard_rows.num_rows, ROWS_PER_MESSAGE):
+                chunk = shard_rows.slice(start, ROWS_PER_MESSAGE)
                 self._send(self.topic, value=encode_rows(chunk), partition=shard)
                 sent += 1
         return sent

@@ -107,3 +107,32 @@ def test_search_device_is_checked_at_load(tmp_path: Path) -> None:
     assert cfg.shards.search_device == "cpu"
     with pytest.raises(ConfigError, match=r"shards\.search_device: must be one of"):
         load_config(write(tmp_path, "shards:\n  search_device: gpu\n"))
+
+
+def test_routing_defaults_to_hash_and_its_keys_are_checked_at_load(tmp_path: Path) -> None:
+    assert load_config().shards.routing == "hash"
+    text = "shards:\n  count: 4\n  routing: centroid\n  route_groups: 64\n  route_nprobe: 4\n"
+    shards = load_config(write(tmp_path, text)).shards
+    assert (shards.routing, shards.route_groups, shards.route_nprobe) == ("centroid", 64, 4)
+    refused = {
+        "routing: ivf\n": r"shards\.routing: must be one of \['hash', 'centroid'\]",
+        "route_groups: 0\n": r"shards: route_groups must be an int >= 1",
+        "route_nprobe: 0\n": r"shards: route_nprobe must be an int >= 1",
+        "route_groups: 8\n  route_nprobe: 9\n": r"shards: route_nprobe \(9\) must be <= route_",
+        "count: 8\n  routing: centroid\n  route_groups: 4\n  route_nprobe: 2\n": (
+            r"shards: route_groups \(4\) must be >= count \(8\)"
+        ),
+    }
+    for body, message in refused.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, "shards:\n  " + body))
+    # Fewer groups than shards is harmless while the groups are not used.
+    text = "shards:\n  count: 8\n  route_groups: 4\n  route_nprobe: 2\n"
+    assert load_config(write(tmp_path, text)).shards.route_groups == 4
+
+
+def test_router_roots_are_keyed_by_the_log_they_route() -> None:
+    cfg = PinstreamConfig().with_value("storage.root", "s3://bucket/pinstream/")
+    assert cfg.router_root() == "s3://bucket/pinstream/routers/pin-embeddings"
+    generation = cfg.for_generation("g2", "base")
+    assert generation.router_root() == "s3://bucket/pinstream/routers/pin-embeddings.g2"

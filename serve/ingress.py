@@ -50,6 +50,7 @@ from serve.proto import pinstream_pb2 as pb
 from serve.query_plan import QueryPlan, Route, Served, serve_plans
 from serve.replica_counts import multi_replica_shards
 from serve.traffic import TrafficPolicyError, TrafficStore
+from shards.router_store import load_router
 from streams.ingest_health import read_health
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,11 @@ class Ingress:
         self, generation: str, encoder: DeploymentHandle, shards: list[DeploymentHandle]
     ) -> GenerationClient:
         settings, metric = self.cfg.serve, self.cfg.shards.metric
-        return GenerationClient(generation, encoder, shards, settings, metric, self.metrics)
+        cfg = self.cfg  # the base config: every other generation's is derived from it
+        if generation != self.generation:
+            cfg = cfg.for_generation(generation, cfg.model.name)
+        router = load_router(cfg)  # None with hash sharding
+        return GenerationClient(generation, encoder, shards, settings, metric, self.metrics, router)
 
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim

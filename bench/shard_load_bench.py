@@ -11,7 +11,10 @@ the deployment handle (closed loop) and reads the batch sizes the replica formed
 - `faiss_direct`: the segment's FAISS index itself, in batches of the size the replica
   formed at that level (rounded), the issue's yardstick;
 - `faiss_direct_one_query`: the same index, one query per call.
-Medians over `repeats`. The load generator runs in this process, on the same cores.
+Medians over `repeats`. The load generator runs in this process, on the same cores: each
+handle call costs it CPU, so the replica's share of the machine shrinks as the rate grows
+(`replica_search_share` says how much of the time the replica spent searching). A larger
+shard (`--n`) puts more of each query's cost in FAISS, as production shards do.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from bench.run_header import machine, run_header
 from bench.shards_bench import K, bench_rows, direct_index, make_data
 from conf.config import PinstreamConfig, load_config
 from jobs.stack import create_topics
+from serve.app import use_throughput_mode
 from serve.shard_query import ShardQuery
 from serve.shard_replica import ShardReplica
 from shards.shard_state import ShardState
 from streams.local_broker import LocalBroker, free_loopback_port
 
 QUERIES = 2000
+FAISS_QUERIES = 400  # per baseline run: enough batches of any size the replica forms
 
 
 def shard_config(bootstrap: str, n: int, storage: str) -> PinstreamConfig:
@@ -74,8 +79,9 @@ def saved_shard(cfg: PinstreamConfig, vectors: np.ndarray, data: Any) -> ShardSt
 
 async def closed_loop(
     handle: Any, queries: np.ndarray, concurrency: int, seconds: float
-) -> tuple[float, int]:
-    """`concurrency` callers, each with one search in flight, for `seconds`: QPS, errors."""
+) -> tuple[float, float, int]:
+    """`concurrency` callers, each with one search in flight, for `seconds`: QPS, the seconds
+    it took (the last calls end after `seconds`), errors."""
     done, errors = [0], [0]
     stop = time.perf_counter() + seconds
 
@@ -91,7 +97,8 @@ async def closed_loop(
 
     started = time.perf_counter()
     await asyncio.gather(*(caller(s) for s in range(concurrency)))
-    return done[0] / (time.perf_counter() - started), errors[0]
+    elapsed = time.perf_counter() - started
+    return done[0] / elapsed, elapsed, errors[0]
 
 
 def faiss_qps(index: Any, params: Any, queries: np.ndarray, batch: int) -> float:
@@ -118,16 +125,25 @@ def measure(
     for concurrency in levels:
         runs = []
         for _ in range(repeats):
-            before = handle.stats.remote().result()["batches"]
-            replica_qps, errors = asyncio.run(
+            before = handle.stats.remote().result()
+            replica_qps, elapsed, errors = asyncio.run(
                 closed_loop(handle, data.queries, concurrency, seconds)
             )
             if errors:
                 raise RuntimeError(f"{errors} searches failed: the figures would mislead")
-            batch = mean_batch(before, handle.stats.remote().result()["batches"])
+            after = handle.stats.remote().result()
+            batch = mean_batch(before["batches"], after["batches"])
+            busy = (after["search_seconds"] - before["search_seconds"]) / elapsed
             size = max(1, round(batch))
-            direct = faiss_qps(index, params, data.queries, size)
-            runs.append({"replica_qps": replica_qps, "mean_batch": batch, "faiss_direct": direct})
+            direct = faiss_qps(index, params, data.queries[:FAISS_QUERIES], size)
+            runs.append(
+                {
+                    "replica_qps": replica_qps,
+                    "mean_batch": batch,
+                    "replica_search_share": busy,
+                    "faiss_direct": direct,
+                }
+            )
         median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         result[str(concurrency)] = {
             **median,
@@ -136,7 +152,8 @@ def measure(
         }
         print(
             f"c={concurrency}: replica {median['replica_qps']:.0f}/s at batch "
-            f"{median['mean_batch']:.1f}, FAISS {median['faiss_direct']:.0f}/s"
+            f"{median['mean_batch']:.1f} (searching {median['replica_search_share']:.0%} of the "
+            f"time), FAISS {median['faiss_direct']:.0f}/s"
         )
     return result
 
@@ -157,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = shard_config(broker.bootstrap, args.n, root)
         state = saved_shard(cfg, data.vectors, data)
         index, params, _ = direct_index(state.index, cfg.shards)
-        one_query = faiss_qps(index, params, data.queries[:500], 1)
+        one_query = faiss_qps(index, params, data.queries[:FAISS_QUERIES], 1)
         state.index.close()
+        use_throughput_mode(cfg.serve.throughput_mode)  # as the stack starts its Ray
         ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
         serve.start(http_options={"host": "127.0.0.1", "port": free_loopback_port()})
         try:

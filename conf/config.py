@@ -23,6 +23,9 @@ _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 MAX_POSITIONS = 512  # BERT-family position embeddings: longer inputs cannot be encoded
 Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or squared L2
 Routing = Literal["hash", "centroid"]  # how pins are assigned to shards (ShardsConfig.routing)
+# Ray Serve's own data path (ServeConfig.throughput_mode): as Ray ships it, its throughput-
+# optimised mode (gRPC between replicas), or that and its HAProxy ingress.
+ThroughputMode = Literal["plain", "optimized", "haproxy"]
 
 
 def higher_is_better(metric: str) -> bool:
@@ -392,6 +395,9 @@ class ServeConfig:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = 1024 * 1024
     max_batch_queries: int = 64
+    # Ray Serve's data path, set in the environment of the Ray that the stack starts
+    # (serve/app.py SERVE_ENVIRONMENT says the variables; on a cluster, its pods' env).
+    throughput_mode: ThroughputMode = "optimized"
 
     @property
     def shard_scaling(self) -> AutoscalingConfig:

@@ -12,20 +12,18 @@ Queries keep reading the old state until the swap, so none fails or sees an olde
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections import Counter
 from typing import Any
 
-from ray import serve
-
 from conf.config import PinstreamConfig
 from conf.errors import StorageError
 from serve.exceptions import ShardNotReady
 from serve.freshness import FreshnessTracker
 from serve.metrics import shard_batch_size_histogram
+from serve.micro_batcher import MicroBatcher
 from serve.shard_query import ShardQuery, answer_queries, group_count
 from shards.exceptions import SnapshotError
 from shards.log_follower import LogFollower, resume
@@ -45,7 +43,7 @@ RETIRE_AFTER_S = 30.0
 class ShardReplica:
     """Applies its partition of the log in a background thread; searches any time.
 
-    Concurrent `search` calls are gathered by Serve's batcher (`serve.shard_max_batch_size`,
+    Concurrent `search` calls are gathered into batches (`serve.shard_max_batch_size`,
     `serve.shard_batch_wait_s`) and searched together; `search_batch` takes a list at once.
     """
 
@@ -63,10 +61,11 @@ class ShardReplica:
         self.batch_sizes = shard_batch_size_histogram()
         self._batches: Counter[int] = Counter()  # batch size -> batches searched
         self._faiss_calls = 0
+        self._search_s = 0.0  # time spent searching: with wall time, how loaded the replica is
         self._counts_lock = threading.Lock()  # batches are searched in worker threads
-        batched: Any = self.search  # the @serve.batch wrapper, typed as the plain method
-        batched.set_max_batch_size(cfg.serve.shard_max_batch_size)
-        batched.set_batch_wait_timeout_s(cfg.serve.shard_batch_wait_s)
+        self._batcher: MicroBatcher[ShardQuery, Hits] = MicroBatcher(
+            self.search_batch, cfg.serve.shard_max_batch_size, cfg.serve.shard_batch_wait_s
+        )
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._end_offset: int | None = None
@@ -213,21 +212,23 @@ class ShardReplica:
         while self._retired and now - self._retired[0][0] >= after_s:
             self._retired.pop(0)[1].index.close()
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.001)
-    async def search(self, queries: list[ShardQuery]) -> list[Hits]:
-        """Top-k of one query, best first, among the pins that pass its filter. Serve gathers
-        concurrent calls into `queries`; FAISS runs in a worker thread (it releases the GIL),
-        so the next batch gathers while this one is searched."""
-        return await asyncio.to_thread(self.search_batch, queries)
+    async def search(self, query: ShardQuery) -> Hits:
+        """Top-k of one query, best first, among the pins that pass its filter: searched with
+        the queries that arrive meanwhile (serve/micro_batcher.py), in a worker thread (FAISS
+        releases the GIL), so the next batch gathers while this one is searched."""
+        return await self._batcher.submit(query)
 
     def search_batch(self, queries: list[ShardQuery]) -> list[Hits]:
         """Top-k of each query, in order: one FAISS search per group of queries that share k,
         filter and mode (serve/shard_query.py)."""
         self.batch_sizes.observe(len(queries))
+        started = time.perf_counter()
+        answers = answer_queries(self.state, queries)
         with self._counts_lock:
             self._batches[len(queries)] += 1
             self._faiss_calls += group_count(queries)
-        return answer_queries(self.state, queries)
+            self._search_s += time.perf_counter() - started
+        return answers
 
     def get(self, pin_id: str) -> dict[str, Any] | None:
         """The indexed pin with its vector, or None."""
@@ -252,6 +253,7 @@ class ShardReplica:
             "freshness": self.freshness.percentiles(),
             "batches": {str(size): count for size, count in sorted(self._batches.items())},
             "faiss_searches": self._faiss_calls,
+            "search_seconds": round(self._search_s, 6),
         }
 
     def check_health(self) -> None:

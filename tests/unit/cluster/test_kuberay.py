@@ -15,6 +15,7 @@ from ray.serve.schema import ServeDeploySchema
 from cluster.node_types import CPU_WORKER, GPU_WORKER, node_types
 from cluster.planner import Assumptions
 from conf.config import PinstreamConfig, load_config
+from serve.app import SERVE_ENVIRONMENT
 from serve.app_builder import app_builder
 from tests.unit.cluster.manifests import (
     CONFIG_MAP,
@@ -295,3 +296,13 @@ def _policy(deployment: dict[str, Any]) -> dict[str, Any]:
         "max_queued_requests": deployment.get("max_queued_requests"),
         **autoscaling,
     }
+
+
+def test_serving_pods_set_the_serve_switches_of_the_production_throughput_mode(
+    production: PinstreamConfig,
+) -> None:
+    wanted = SERVE_ENVIRONMENT[production.serve.throughput_mode]
+    assert wanted, "the production config should use Serve's fast data path"
+    for group, pod in pod_specs(cluster("rayservice")).items():
+        env = {e["name"]: e["value"] for e in ray_container(pod).get("env", [])}
+        assert {k: v for k, v in env.items() if k.startswith("RAY_SERVE")} == wanted, group

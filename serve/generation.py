@@ -174,11 +174,16 @@ class GenerationClient:
         did not answer raises ShardUnavailable; any other error is raised as it came."""
         started = time.perf_counter()
         handle_method = getattr(self.shards[shard], method)
+        tags = {"shard": str(shard), "method": method}
+        hedged = []
+
+        def hedge() -> None:
+            hedged.append(True)
+            self.metrics.shard_hedges.inc(tags=tags)
+
         try:
             call = first_answer(
-                lambda: handle_method.remote(*args),
-                self._hedge_after(shard, method),
-                lambda: self.metrics.shard_hedges.inc(tags={"shard": str(shard), "method": method}),
+                lambda: handle_method.remote(*args), self._hedge_after(shard, method), hedge
             )
             result = await asyncio.wait_for(call, self.settings.shard_timeout_s)
         except SHARD_LOST as exc:
@@ -191,16 +196,20 @@ class GenerationClient:
             raise
         took_s = time.perf_counter() - started
         if method in HEDGED_METHODS:
-            self._latency[shard, method].observe(took_s)
-        self.metrics.shard_latency.observe(took_s, tags={"shard": str(shard), "method": method})
+            self._latency[shard, method].observe(took_s, bool(hedged))
+        self.metrics.shard_latency.observe(took_s, tags=tags)
         return result
 
     def _hedge_after(self, shard: int, method: str) -> float | None:
-        """How long a call may run before it is hedged; None: not hedged."""
+        """How long a call may run before it is hedged; None: not hedged (not a search, one
+        replica, hedging off, or the shard's hedge budget spent)."""
         quantile = self.settings.hedge_quantile
         if method not in HEDGED_METHODS or shard not in self.hedge_shards or quantile == 0:
             return None
-        return self._latency[shard, method].quantile(quantile, self.settings.hedge_min_samples)
+        latency = self._latency[shard, method]
+        if not latency.may_hedge():
+            return None
+        return latency.quantile(quantile, self.settings.hedge_min_samples)
 
     def _failed(self, shard: int, method: str, reason: str, exc: Exception) -> None:
         tags = {"shard": str(shard), "method": method, "reason": reason}

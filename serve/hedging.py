@@ -18,16 +18,27 @@ import numpy as np
 
 # Latencies kept per shard: enough for a stable p95, recent enough to follow the load.
 WINDOW = 256
+# At most this share of a shard's recent calls is hedged. When the whole shard slows down
+# (overload, not one slow replica), every call passes its p95 for a while: hedging them all
+# would double the load on a shard that is already behind.
+MAX_HEDGED_SHARE = 0.1
 
 
 class LatencyWindow:
-    """The most recent call latencies of one shard, and their quantiles."""
+    """The most recent call latencies of one shard, their quantiles, and how many of those
+    calls were hedged."""
 
     def __init__(self, size: int = WINDOW) -> None:
         self._seconds: deque[float] = deque(maxlen=size)
+        self._hedged: deque[bool] = deque(maxlen=size)
 
-    def observe(self, seconds: float) -> None:
+    def observe(self, seconds: float, hedged: bool = False) -> None:
         self._seconds.append(seconds)
+        self._hedged.append(hedged)
+
+    def may_hedge(self, max_share: float = MAX_HEDGED_SHARE) -> bool:
+        """Whether one more hedge keeps the hedged share of recent calls within max_share."""
+        return sum(self._hedged) < max_share * max(len(self._hedged), 1)
 
     def quantile(self, q: float, min_samples: int) -> float | None:
         """The q-quantile of the kept latencies; None with fewer than min_samples."""

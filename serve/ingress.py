@@ -73,6 +73,10 @@ class Ingress:
         self.checks = AnswerChecks(self.monitor, cfg.serve.recall_sample_rate)
         own = self._client(self.generation, encoder, shards)
         self._clients: dict[str, GenerationClient] = {self.generation: own}
+        # Hedging needs a shard deployment that may run 2 or more replicas (read here, once:
+        # Ray's AutoscalingConfig is built in this thread, not in the policy watcher's).
+        settings = cfg.serve
+        self._may_hedge = settings.hedge_quantile > 0 and settings.shard_scaling.max_replicas >= 2
         self._store = TrafficStore(cfg)
         self.policy = self._store.default
         self._refresh_policy()
@@ -245,8 +249,7 @@ class Ingress:
 
     def _refresh_hedging(self) -> None:
         """Hedge the searches of the shards that run 2 or more replicas now."""
-        settings = self.cfg.serve
-        if settings.hedge_quantile == 0 or settings.shard_scaling.max_replicas < 2:
+        if not self._may_hedge:
             return
         for generation, client in self._clients.items():
             app_name = self.cfg.serve.app_name

@@ -75,3 +75,18 @@ def test_latency_quantile_needs_enough_samples() -> None:
     for _ in range(100):
         window.observe(1.0)  # only the newest 100 are kept
     assert window.quantile(0.5, min_samples=20) == 1.0
+
+
+def test_at_most_a_tenth_of_recent_calls_are_hedged() -> None:
+    window = LatencyWindow(size=100)
+    for _ in range(50):
+        window.observe(0.01)
+    assert window.may_hedge()
+    for _ in range(5):
+        window.observe(0.5, hedged=True)
+    assert window.may_hedge()  # 5 of 55
+    window.observe(0.5, hedged=True)
+    assert not window.may_hedge()  # 6 of 56: one more would pass 10 %
+    for _ in range(100):
+        window.observe(0.01)  # the hedged calls age out of the window
+    assert window.may_hedge()

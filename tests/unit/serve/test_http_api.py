@@ -62,6 +62,24 @@ class FakeHandle:
         return FakeMethod(getattr(self.target, name))
 
 
+def pin_rows(
+    pins: list[str], vectors: np.ndarray, titles: list[str], boards: dict[str, str]
+) -> pa.Table:
+    """Embeddings-log upserts (version 1) of `pins` with their vectors, titles and boards."""
+    return pa.table(
+        {
+            "pin_id": pins,
+            "op": ["upsert"] * len(pins),
+            "version": [1] * len(pins),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(vectors.reshape(-1)), vectors.shape[1]
+            ),
+            "title": titles,
+            "board": [boards[pin] for pin in pins],
+        }
+    )
+
+
 class FakeShard:
     """A shard replica without its log: the same state and search as ShardReplica; every
     call raises `error` when one is given (a bug, or what Ray raises for a lost replica)."""
@@ -70,21 +88,9 @@ class FakeShard:
         self.shard, self.delay_s, self.error = shard, delay_s, error
         self.batches: list[int] = []  # the size of each search call's batch
         self.state = ShardState(ShardsConfig(dim=DIM))
-        mine = [i for i, pin in enumerate(PINS) if shard_of(pin, SHARDS) == shard]
-        self.state.apply_rows(
-            pa.table(
-                {
-                    "pin_id": [PINS[i] for i in mine],
-                    "op": ["upsert"] * len(mine),
-                    "version": [1] * len(mine),
-                    "vector": pa.FixedSizeListArray.from_arrays(
-                        pa.array(VECTORS[mine].reshape(-1)), DIM
-                    ),
-                    "title": [f"title {PINS[i]}" for i in mine],
-                    "board": [BOARDS[PINS[i]] for i in mine],
-                }
-            )
-        )
+        mine = [pin for pin in PINS if shard_of(pin, SHARDS) == shard]
+        vectors = VECTORS[[PINS.index(pin) for pin in mine]]
+        self.state.apply_rows(pin_rows(mine, vectors, [f"title {p}" for p in mine], BOARDS))
 
     async def search(self, query: ShardQuery) -> Any:
         return (await self.search_batch([query]))[0]

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from conf.config import PinstreamConfig, ShardsConfig
@@ -18,7 +17,7 @@ from serve.metrics import IngressMetrics
 from serve.shard_query import ShardQuery, answer_queries
 from shards.router import train_router
 from shards.shard_state import ShardState
-from tests.unit.serve.test_http_api import FakeHandle, RecordingMetric
+from tests.unit.serve.test_http_api import FakeHandle, RecordingMetric, pin_rows
 
 DIM, SHARDS = 16, 4
 CENTERS = np.random.default_rng(1).standard_normal((8, DIM))
@@ -36,21 +35,9 @@ class RoutedShard:
     def __init__(self, shard: int) -> None:
         self.calls: list[int] = []  # queries per search call
         self.state = ShardState(ShardsConfig(dim=DIM))
-        mine = np.flatnonzero(shard == OWNER)
-        self.state.apply_rows(
-            pa.table(
-                {
-                    "pin_id": [PINS[i] for i in mine],
-                    "op": ["upsert"] * len(mine),
-                    "version": [1] * len(mine),
-                    "vector": pa.FixedSizeListArray.from_arrays(
-                        pa.array(VECTORS[mine].reshape(-1)), DIM
-                    ),
-                    "title": [PINS[i] for i in mine],
-                    "board": ["b"] * len(mine),
-                }
-            )
-        )
+        mine = [PINS[i] for i in np.flatnonzero(shard == OWNER)]
+        vectors = VECTORS[shard == OWNER]
+        self.state.apply_rows(pin_rows(mine, vectors, mine, dict.fromkeys(mine, "b")))
 
     def search(self, query: ShardQuery) -> Any:
         return self.search_batch([query])[0]

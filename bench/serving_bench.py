@@ -48,7 +48,8 @@ from conf.config import PinstreamConfig, ShardsConfig, load_config
 from encoder.embedder import set_torch_threads
 from encoder.text_encoder import TextEncoder
 from jobs.stack import create_topics
-from serve.app import build_app, use_throughput_mode
+from serve.app import build_app
+from serve.data_path import use_throughput_mode
 from serve.filters import search_state
 from shards.shard_state import ShardState
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows

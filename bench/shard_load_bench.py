@@ -39,7 +39,7 @@ from bench.run_header import machine, run_header
 from bench.shards_bench import K, bench_rows, direct_index, make_data
 from conf.config import PinstreamConfig, load_config
 from jobs.stack import create_topics
-from serve.app import use_throughput_mode
+from serve.data_path import use_throughput_mode
 from serve.shard_query import ShardQuery
 from serve.shard_replica import ShardReplica
 from shards.shard_state import ShardState

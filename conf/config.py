@@ -396,7 +396,7 @@ class ServeConfig:
     max_body_bytes: int = 1024 * 1024
     max_batch_queries: int = 64
     # Ray Serve's data path, set in the environment of the Ray that the stack starts
-    # (serve/app.py SERVE_ENVIRONMENT says the variables; on a cluster, its pods' env).
+    # (serve/data_path.py SERVE_ENVIRONMENT says the variables; on a cluster, its pods' env).
     throughput_mode: ThroughputMode = "optimized"
 
     @property

@@ -21,7 +21,8 @@ from jobs.ingest import IngestJob
 from jobs.restore import restore_pins
 from jobs.sealer import PeriodicSealer, seal_all
 from jobs.stack_state import READY, STARTING, running_state, state_path, write_state
-from serve.app import build_app, use_throughput_mode
+from serve.app import build_app
+from serve.data_path import use_throughput_mode
 from serve.grpc_api import grpc_options
 from streams.kafka_io import ensure_topics
 from streams.local_broker import LocalBroker, free_loopback_port

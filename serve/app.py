@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
-from conf.config import PinstreamConfig, ServeConfig, ThroughputMode
+from conf.config import PinstreamConfig, ServeConfig
 from serve.generation import ENCODER_DEPLOYMENT, INGRESS_DEPLOYMENT, shard_deployment_name
 from serve.ingress import Ingress
 from serve.query_encoder import QueryEncoder
 from serve.shard_replica import ShardReplica
-
-# Ray Serve's switches for each `serve.throughput_mode`. Ray reads them when its processes
-# start, so they belong in the environment of the Ray cluster (the stack sets them before it
-# starts the local Ray; a KubeRay cluster sets them in its pods).
-SERVE_ENVIRONMENT: dict[ThroughputMode, dict[str, str]] = {
-    "plain": {},
-    "optimized": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
-    "haproxy": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"},
-}
-
-
-def use_throughput_mode(mode: ThroughputMode) -> None:
-    """Put mode's Serve switches in this process's environment, for the Ray it starts next
-    (its workers inherit it). A switch the user set already is left as it is."""
-    for name, value in SERVE_ENVIRONMENT[mode].items():
-        os.environ.setdefault(name, value)
 
 
 def shard_scaling(settings: ServeConfig) -> dict[str, Any]:

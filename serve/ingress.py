@@ -34,6 +34,7 @@ from serve.api_models import (
     SearchResponse,
 )
 from serve.auth import api_keys
+from serve.data_path import handle_options
 from serve.exceptions import GenerationNotServed, InvalidQuery, ServeError
 from serve.filters import SearchFilter
 from serve.generation import (
@@ -294,7 +295,16 @@ class Ingress:
         if generation != self.generation:
             cfg = cfg.for_generation(generation, cfg.model.name)
         router = load_router(cfg)  # None with hash sharding
-        return GenerationClient(generation, encoder, shards, settings, metric, self.metrics, router)
+        options = handle_options(settings.throughput_mode)
+        return GenerationClient(
+            generation,
+            encoder.options(**options),
+            [shard.options(**options) for shard in shards],
+            settings,
+            metric,
+            self.metrics,
+            router,
+        )
 
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim

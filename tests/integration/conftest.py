@@ -12,7 +12,7 @@ from ray import serve
 
 from conf.config import PinstreamConfig, ServeConfig, load_config
 from jobs.stack import create_topics
-from serve.app import use_throughput_mode
+from serve.data_path import use_throughput_mode
 from serve.grpc_api import grpc_options
 from streams.local_broker import LocalBroker, free_loopback_port
 from tests.integration.tcp_proxy import TcpProxy, broker_behind_proxy

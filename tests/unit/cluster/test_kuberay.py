@@ -15,8 +15,8 @@ from ray.serve.schema import ServeDeploySchema
 from cluster.node_types import CPU_WORKER, GPU_WORKER, node_types
 from cluster.planner import Assumptions
 from conf.config import PinstreamConfig, load_config
-from serve.app import SERVE_ENVIRONMENT
 from serve.app_builder import app_builder
+from serve.data_path import SERVE_ENVIRONMENT
 from tests.unit.cluster.manifests import (
     CONFIG_MAP,
     CONFIG_MOUNT,

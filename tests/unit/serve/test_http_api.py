@@ -58,6 +58,9 @@ class FakeHandle:
     def __init__(self, target: object) -> None:
         self.target = target
 
+    def options(self, **options: Any) -> FakeHandle:
+        return self
+
     def __getattr__(self, name: str) -> FakeMethod:
         return FakeMethod(getattr(self.target, name))
 

@@ -39,8 +39,8 @@ e2e: venv
 # Unit and integration share one pytest session (one broker, one Ray);
 # end-to-end drives its own stack through the `pinstream` command.
 test: lint
-	$(BIN)/pytest tests/unit tests/integration -q -rs
-	$(BIN)/pytest tests/e2e -q -rs
+	$(BIN)/pytest tests/unit tests/integration -q -rs --durations=10
+	$(BIN)/pytest tests/e2e -q -rs --durations=5
 
 # Speed and memory live here, not in timed tests: JSON results under bench/results/,
 # then bench/results/report.md with every figure and the plots (PNG beside it).

@@ -72,6 +72,10 @@ class Ingress:
         self.metrics = IngressMetrics()
         self.monitor = GenerationMonitor(self.metrics)
         self.checks = AnswerChecks(self.monitor, cfg.serve.recall_sample_rate)
+        # The handles bound into the app were made by its deployer, with the deployer's
+        # transport; handles this replica makes itself (other generations) take its own.
+        options = handle_options(cfg.serve.throughput_mode)
+        encoder, shards = encoder.options(**options), [s.options(**options) for s in shards]
         own = self._client(self.generation, encoder, shards)
         self._clients: dict[str, GenerationClient] = {self.generation: own}
         # Hedging needs a shard deployment that may run 2 or more replicas (read here, once:
@@ -295,16 +299,7 @@ class Ingress:
         if generation != self.generation:
             cfg = cfg.for_generation(generation, cfg.model.name)
         router = load_router(cfg)  # None with hash sharding
-        options = handle_options(settings.throughput_mode)
-        return GenerationClient(
-            generation,
-            encoder.options(**options),
-            [shard.options(**options) for shard in shards],
-            settings,
-            metric,
-            self.metrics,
-            router,
-        )
+        return GenerationClient(generation, encoder, shards, settings, metric, self.metrics, router)
 
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim

@@ -31,14 +31,18 @@ class LatencyWindow:
     def __init__(self, size: int = WINDOW) -> None:
         self._seconds: deque[float] = deque(maxlen=size)
         self._hedged: deque[bool] = deque(maxlen=size)
+        self._hedges = 0  # True entries of _hedged, kept as calls come and go (a hot path)
 
     def observe(self, seconds: float, hedged: bool = False) -> None:
+        if len(self._hedged) == self._hedged.maxlen:
+            self._hedges -= self._hedged[0]  # the call the append pushes out
         self._seconds.append(seconds)
         self._hedged.append(hedged)
+        self._hedges += hedged
 
     def may_hedge(self, max_share: float = MAX_HEDGED_SHARE) -> bool:
         """Whether one more hedge keeps the hedged share of recent calls within max_share."""
-        return sum(self._hedged) < max_share * max(len(self._hedged), 1)
+        return self._hedges < max_share * max(len(self._hedged), 1)
 
     def quantile(self, q: float, min_samples: int) -> float | None:
         """The q-quantile of the kept latencies; None with fewer than min_samples."""

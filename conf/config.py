@@ -311,8 +311,8 @@ class IngestConfig:
             raise ValueError("num_cpus / num_gpus must be >= 0")
 
 
-# What a shard deployment does unless told otherwise (Ray's defaults, but for scaling up
-# sooner: a new shard replica replays its log before it serves).
+# What each deployment does unless told otherwise: Ray's defaults, but for scaling up
+# sooner. A shard scales down late: a new shard replica replays its log before it serves.
 SHARD_AUTOSCALING: dict[str, Any] = {
     "min_replicas": 1,
     "max_replicas": 1,
@@ -321,6 +321,19 @@ SHARD_AUTOSCALING: dict[str, Any] = {
     "downscale_delay_s": 600.0,
     "look_back_period_s": 30.0,
     "metrics_interval_s": 10.0,
+}
+# The ingress is async (it waits on the encoder and the shards): many requests in flight
+# per replica are cheap.
+INGRESS_AUTOSCALING: dict[str, Any] = {
+    **SHARD_AUTOSCALING,
+    "max_replicas": 2,
+    "target_ongoing_requests": 64.0,
+    "downscale_delay_s": 300.0,
+}
+# The query encoder batches texts: one batch in flight per replica is its target.
+ENCODER_AUTOSCALING: dict[str, Any] = {
+    **INGRESS_AUTOSCALING,
+    "target_ongoing_requests": 32.0,
 }
 
 
@@ -367,9 +380,12 @@ class ServeConfig:
     encoder_max_batch_size: int = 32
     encoder_batch_wait_s: float = 0.005
     shard_timeout_s: float = 2.0
-    # Shard replicas: Serve autoscales each shard deployment by Ray Serve's own
-    # AutoscalingConfig (its keys; those left out take Ray's defaults): in [min_replicas,
-    # max_replicas], aiming at target_ongoing_requests per replica; min == max: that many.
+    # Every deployment (the ingress, the query encoder, each shard) is scaled by Serve from
+    # Ray Serve's own AutoscalingConfig (its keys; those left out take Ray's defaults): in
+    # [min_replicas, max_replicas], aiming at target_ongoing_requests per replica; min == max:
+    # that many.
+    ingress_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(INGRESS_AUTOSCALING))
+    encoder_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(ENCODER_AUTOSCALING))
     shard_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(SHARD_AUTOSCALING))
     shard_max_ongoing_requests: int = 32
     # Cross-request batching at a shard replica: concurrent queries are searched as one FAISS
@@ -400,9 +416,24 @@ class ServeConfig:
     throughput_mode: ThroughputMode = "optimized"
 
     @property
+    def ingress_scaling(self) -> AutoscalingConfig:
+        """`ingress_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
+        return autoscaling_config("ingress_autoscaling", self.ingress_autoscaling)
+
+    @property
+    def encoder_scaling(self) -> AutoscalingConfig:
+        """`encoder_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
+        return autoscaling_config("encoder_autoscaling", self.encoder_autoscaling)
+
+    @property
     def shard_scaling(self) -> AutoscalingConfig:
         """`shard_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
         return autoscaling_config("shard_autoscaling", self.shard_autoscaling)
+
+    @property
+    def encoder_max_ongoing_requests(self) -> int:
+        """Requests a query encoder replica takes at once: a batch filling while one runs."""
+        return 2 * self.encoder_max_batch_size
 
     def __post_init__(self) -> None:
         for name in ("port", "grpc_port"):
@@ -445,13 +476,18 @@ class ServeConfig:
                 f"shard_max_batch_size ({self.shard_max_batch_size}) must be "
                 f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
             )
-        target = self.shard_scaling.target_ongoing_requests
-        if target is not None and target > self.shard_max_ongoing_requests:
-            # Serve never scales up when a replica cannot take its target.
-            raise ValueError(
-                f"shard_autoscaling.target_ongoing_requests ({target}) must be "
-                f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
-            )
+        for key, scaling, most in (
+            ("ingress_autoscaling", self.ingress_scaling, "ingress_max_ongoing_requests"),
+            ("encoder_autoscaling", self.encoder_scaling, "encoder_max_ongoing_requests"),
+            ("shard_autoscaling", self.shard_scaling, "shard_max_ongoing_requests"),
+        ):
+            target = scaling.target_ongoing_requests
+            if target is not None and target > getattr(self, most):
+                # Serve never scales up when a replica cannot take its target.
+                raise ValueError(
+                    f"{key}.target_ongoing_requests ({target}) must be "
+                    f"<= {most} ({getattr(self, most)})"
+                )
         for i, key in enumerate(self.api_keys):
             if not key or any(c.isspace() or c == "," for c in key):
                 raise ValueError(f"api_keys[{i}] must be non-empty, without spaces or commas")

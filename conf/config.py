@@ -414,6 +414,9 @@ class ServeConfig:
     # Ray Serve's data path, set in the environment of the Ray that the stack starts
     # (serve/data_path.py SERVE_ENVIRONMENT says the variables; on a cluster, its pods' env).
     throughput_mode: ThroughputMode = "optimized"
+    # How long a stopping ingress replica still answers in those modes, so that a load
+    # balancer in front takes it out first (Ray's default is 30 s; nothing is in front here).
+    ingress_drain_s: float = 1.0
 
     @property
     def ingress_scaling(self) -> AutoscalingConfig:
@@ -455,6 +458,8 @@ class ServeConfig:
             "max_batch_queries",
         ):
             _positive(name, getattr(self, name))
+        if self.ingress_drain_s < 0:
+            raise ValueError(f"ingress_drain_s must be >= 0, got {self.ingress_drain_s}")
         for name in (
             "encoder_num_gpus",
             "encoder_threads",

@@ -405,6 +405,10 @@ class ServeConfig:
     shard_ready_timeout_s: float = 300.0
     snapshot_poll_s: float = 5.0
     traffic_poll_s: float = 1.0
+    # A policy's fallback_share sets the fallback's bar from the primary's last
+    # `fallback_window` top scores, once it has `fallback_min_samples` of them.
+    fallback_window: int = 2000
+    fallback_min_samples: int = 100
     recall_sample_rate: float = 0.01
     # Requests: API keys (empty = no auth; PINSTREAM_API_KEYS adds comma-separated
     # keys) and the largest request body accepted.
@@ -454,6 +458,8 @@ class ServeConfig:
             "shard_ready_timeout_s",
             "snapshot_poll_s",
             "traffic_poll_s",
+            "fallback_window",
+            "fallback_min_samples",
             "max_body_bytes",
             "max_batch_queries",
         ):
@@ -472,6 +478,11 @@ class ServeConfig:
         if self.max_batch_queries > MAX_BATCH_QUERIES:
             raise ValueError(
                 f"max_batch_queries must be <= {MAX_BATCH_QUERIES}, got {self.max_batch_queries}"
+            )
+        if self.fallback_min_samples > self.fallback_window:
+            raise ValueError(
+                f"fallback_min_samples ({self.fallback_min_samples}) must be "
+                f"<= fallback_window ({self.fallback_window})"
             )
         if not 0.0 <= self.hedge_quantile < 1.0:
             raise ValueError(f"hedge_quantile must be in [0, 1), got {self.hedge_quantile}")

@@ -232,13 +232,17 @@ def _check_factory(factory: Any, dim: int, metric: str) -> None:
 class ModelConfig:
     """Which encoder embeds pins and queries, and how.
 
-    `name`: "base" (the packaged weights), a model registry version id (looked up under
-    `registry`), or a local model folder (a path with a "/"). `registry` is the registry's
-    root (a path, s3://, gs://); it travels with this config into Ray workers, so it is
-    spelt out rather than derived from storage.root.
+    `kind`: text (a sentence encoder) or clip (a CLIP-format dual encoder,
+    encoder/clip_encoder.py). `name`: "base" (the packaged weights), a model registry version
+    id (looked up under `registry`), or a local model folder (a path with a "/").
+    `registry` is the registry's root (a path, s3://, gs://); it travels with this config
+    into Ray workers, so it is spelt out rather than derived from storage.root.
     """
 
+    kind: Literal["text", "clip"] = "text"
     name: str = "base"
+    # clip: a pin's vector is the unit mean of its image's (this weight) and its text's.
+    image_weight: float = 1.0
     registry: str = "var/pinstream/models"
     generation: str = "minilm-l6-v2-base"
     device: str = "auto"
@@ -250,6 +254,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = every core), got {self.threads}")
+        if self.kind not in ("text", "clip"):
+            raise ValueError(f"kind must be text|clip, got {self.kind!r}")
+        if self.kind == "clip" and self.name == "base":
+            raise ValueError("kind clip needs a CLIP model folder or registry version as name")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ValueError(f"image_weight must be in [0, 1], got {self.image_weight}")
         if not isinstance(self.device, str) or _DEVICE.fullmatch(self.device) is None:
             raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):

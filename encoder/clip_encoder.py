@@ -45,12 +45,10 @@ class ClipEncoder:
             raise EncoderError(f"{self._path} is not a CLIP-format model ({type(model).__name__})")
         self._tokenizer, self._model = tokenizer, model.to(self._device)
         self._dim = int(model.config.projection_dim)
-        self._image_size = int(model.config.vision_config.image_size)
         positions = int(model.config.text_config.max_position_embeddings)
         self._max_tokens = min(config.max_seq_length, positions)
-        mean, std = _pixel_statistics(self._path)
-        self._mean = torch.tensor(mean, device=self._device).view(1, 3, 1, 1)
-        self._std = torch.tensor(std, device=self._device).view(1, 3, 1, 1)
+        mean, std = pixel_statistics(self._path)
+        self._mean, self._std = mean.to(self._device), std.to(self._device)
 
     @property
     def dim(self) -> int:
@@ -108,15 +106,31 @@ class ClipEncoder:
         )
 
     def pixel_values(self, images: np.ndarray) -> torch.Tensor:
-        """The model's input for uint8 RGB images: resized, scaled to [0, 1], normalised."""
-        pixels = torch.from_numpy(np.ascontiguousarray(images)).to(self._device)
-        pixels = pixels.permute(0, 3, 1, 2).float() / 255.0
-        if pixels.shape[-1] != self._image_size or pixels.shape[-2] != self._image_size:
-            pixels = torch.nn.functional.interpolate(
-                pixels, size=(self._image_size, self._image_size), mode="bicubic", antialias=True
-            )
-        dtype = next(self._model.parameters()).dtype
-        return ((pixels - self._mean) / self._std).to(dtype)
+        """The model's input for uint8 RGB images (see `pixel_values`)."""
+        return pixel_values(self._model, images, self._mean, self._std)
+
+
+def pixel_values(
+    model: Any, images: np.ndarray, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """A CLIP model's input for (n, s, s, 3) uint8 RGB images: resized to its image size,
+    scaled to [0, 1], normalised by the (1, 3, 1, 1) `mean` and `std`, in its dtype."""
+    parameter = next(model.parameters())
+    side = int(model.config.vision_config.image_size)
+    pixels = torch.from_numpy(np.ascontiguousarray(images)).to(parameter.device)
+    pixels = pixels.permute(0, 3, 1, 2).float() / 255.0
+    if pixels.shape[-2:] != (side, side):
+        pixels = torch.nn.functional.interpolate(
+            pixels, size=(side, side), mode="bicubic", antialias=True
+        )
+    return ((pixels - mean.to(pixels.device)) / std.to(pixels.device)).to(parameter.dtype)
+
+
+def pixel_statistics(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (1, 3, 1, 1) image mean and std of a model folder: its preprocessor config's, else
+    CLIP's."""
+    mean, std = _pixel_statistics(folder)
+    return torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
 
 
 def _unit(features: torch.Tensor) -> np.ndarray:

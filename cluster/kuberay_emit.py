@@ -20,7 +20,7 @@ from cluster.node_types import NodeType
 from cluster.plan_inputs import Assumptions, PlanTarget
 from cluster.planner import Plan, make_plan
 from cluster.replica_caps import KUBERAY
-from cluster.replica_resources import replica_demands
+from cluster.replica_resources import PRODUCTION_CONFIG, replica_demands
 from conf.config import PinstreamConfig
 
 RAYSERVICE, RAYCLUSTER_INGEST = "rayservice.yaml", "raycluster-ingest.yaml"
@@ -37,6 +37,20 @@ class Manifests:
         """Both manifests as one multi-document YAML stream (`kubectl apply -f -`)."""
         return "---\n".join(self.files[name] for name in (RAYSERVICE, RAYCLUSTER_INGEST))
 
+    def notes(self, production: PinstreamConfig) -> list[str]:
+        """What each bound is and why, and the production config's values that must change."""
+        notes = [f"# {line}" for line in self.emitted.notes]
+        config = production_values(production)
+        differ = {k: v for k, v in self.emitted.config.items() if config.get(k) != v}
+        if differ:
+            notes.append(f"# set in cluster/{PRODUCTION_CONFIG.name} (tests check they agree):")
+            notes += [
+                f"#   {key}: {value} (now {config.get(key)})" for key, value in differ.items()
+            ]
+        if "shards.count" in differ:
+            notes.append("# a new shard count is a migration: docs/autoscaling.md, Deploying")
+        return notes
+
     def write(self, out: Path) -> list[Path]:
         """Write both manifests under `out`; the paths written."""
         out.mkdir(parents=True, exist_ok=True)
@@ -45,6 +59,18 @@ class Manifests:
             (out / name).write_text(text, encoding="utf-8")
             written.append(out / name)
         return written
+
+
+def production_values(cfg: PinstreamConfig) -> dict[str, int]:
+    """The production config's values that the emitted manifests must agree with."""
+    scaling = cfg.serve.shard_autoscaling
+    return {
+        "shards.count": cfg.shards.count,
+        "serve.shard_autoscaling.min_replicas": int(scaling["min_replicas"]),
+        "serve.shard_autoscaling.max_replicas": int(scaling["max_replicas"]),
+        "ingest.embedders_min": cfg.ingest.embedders_min,
+        "ingest.embedders_max": cfg.ingest.embedders_max,
+    }
 
 
 def trough_plan_target(target: PlanTarget, trough: float) -> PlanTarget:

@@ -17,7 +17,9 @@ from cluster.node_types import LAUNCHER_CONFIG, NodeType, node_types
 from cluster.plan_inputs import ROUTINGS
 from cluster.plan_report import as_json, render
 from cluster.planner import Assumptions, PlanTarget, make_plan
+from cluster.replica_caps import KUBERAY
 from cluster.replica_resources import PRODUCTION_CONFIG
+from cluster.simulation_command import simulated_day
 from conf.config import PinstreamConfig, load_config
 
 DEFAULT_RESULTS_DIR = Path("bench/results")
@@ -85,8 +87,21 @@ def add_plan_parser(subparsers: Any) -> None:
         help="kuberay: print the KubeRay manifests (cluster/kuberay/) with the plan's autoscaling "
         "bounds, as one YAML stream for `kubectl apply -f -` (or write them under --out)",
     )
+    output.add_argument(
+        "--simulate",
+        action="store_true",
+        help="replay a day (a sine from --trough x the target's rates to the target's) through "
+        "the scaling rules and bounds of the manifests; print replicas, nodes, SLO misses per hour",
+    )
     plan.add_argument(
         "--out", type=Path, default=None, help="with --emit: write the manifests in this folder"
+    )
+    plan.add_argument(
+        "--manifests",
+        type=Path,
+        default=KUBERAY,
+        help="the KubeRay manifests that --emit rewrites and --simulate replays "
+        "(default: cluster/kuberay)",
     )
     plan.set_defaults(run=run_plan)
 
@@ -114,6 +129,13 @@ def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         raise PlanError("--out needs --emit kuberay")
     if args.emit == "kuberay":
         return _emit(target, figures, nodes, assumptions, args)
+    if args.simulate:
+        production = load_config(PRODUCTION_CONFIG)
+        day = simulated_day(
+            target, figures, nodes, production, assumptions, args.trough, args.manifests
+        )
+        sys.stdout.write(day)
+        return 0
     plan = make_plan(target, figures, nodes, assumptions)
     if args.json:
         sys.stdout.write(json.dumps(as_json(plan, figures), indent=2) + "\n")
@@ -133,35 +155,16 @@ def _emit(
     """Emit the manifests; what each bound is and why goes to stderr, beside them."""
     # The manifests mount cluster/pinstream.yaml: its reservations are the ones that count.
     production = load_config(PRODUCTION_CONFIG)
-    _, manifests = emit_kuberay(target, figures, nodes, production, assumptions, args.trough)
-    emitted = manifests.emitted
-    notes = [f"# {line}" for line in emitted.notes]
-    config = production_values(production)
-    differ = {k: v for k, v in emitted.config.items() if config.get(k) != v}
-    if differ:
-        notes.append(f"# set in {_shown(PRODUCTION_CONFIG)} (tests check they agree):")
-        notes += [f"#   {key}: {value} (now {config.get(key)})" for key, value in differ.items()]
-    if "shards.count" in differ:
-        notes.append("# a new shard count is a migration: docs/autoscaling.md, Deploying")
-    sys.stderr.write("\n".join(notes) + "\n")
+    _, manifests = emit_kuberay(
+        target, figures, nodes, production, assumptions, args.trough, args.manifests
+    )
+    sys.stderr.write("\n".join(manifests.notes(production)) + "\n")
     if args.out is None:
         sys.stdout.write(manifests.to_stdout())
     else:
         for path in manifests.write(args.out):
             sys.stderr.write(f"wrote {_shown(path)}\n")
     return 0
-
-
-def production_values(cfg: PinstreamConfig) -> dict[str, int]:
-    """The production config's values that the emitted manifests must agree with."""
-    scaling = cfg.serve.shard_autoscaling
-    return {
-        "shards.count": cfg.shards.count,
-        "serve.shard_autoscaling.min_replicas": int(scaling["min_replicas"]),
-        "serve.shard_autoscaling.max_replicas": int(scaling["max_replicas"]),
-        "ingest.embedders_min": cfg.ingest.embedders_min,
-        "ingest.embedders_max": cfg.ingest.embedders_max,
-    }
 
 
 def _fraction(text: str) -> float:

@@ -13,11 +13,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.bench_results import BenchFigures
 from cluster.kuberay_bounds import Emitted, kuberay_bounds
 from cluster.manifest_patch import patch_ingest, patch_rayservice, read_bounds
-from cluster.node_types import NodeType
-from cluster.plan_inputs import Assumptions, PlanTarget
+from cluster.plan_inputs import PlanRequest, PlanTarget
 from cluster.planner import Plan, make_plan
 from cluster.replica_caps import KUBERAY
 from cluster.replica_resources import PRODUCTION_CONFIG, replica_demands
@@ -83,21 +81,16 @@ def trough_plan_target(target: PlanTarget, trough: float) -> PlanTarget:
 
 
 def emit_kuberay(
-    target: PlanTarget,
-    figures: BenchFigures,
-    nodes: dict[str, NodeType],
-    cfg: PinstreamConfig,
-    assumptions: Assumptions,
-    trough: float,
-    source: Path = KUBERAY,
+    request: PlanRequest, cfg: PinstreamConfig, trough: float, source: Path = KUBERAY
 ) -> tuple[Plan, Manifests]:
     """The peak plan, and the manifests of `source` rewritten with the bounds it implies."""
     service = (source / RAYSERVICE).read_text(encoding="utf-8")
     ingest = (source / RAYCLUSTER_INGEST).read_text(encoding="utf-8")
-    peak = make_plan(target, figures, nodes, assumptions)
-    low = make_plan(trough_plan_target(target, trough), figures, nodes, assumptions)
+    r = request
+    peak = make_plan(r.target, r.figures, r.nodes, r.assumptions)
+    low = make_plan(trough_plan_target(r.target, trough), r.figures, r.nodes, r.assumptions)
     emitted = kuberay_bounds(
-        peak, low, read_bounds(service, ingest), replica_demands(service, cfg), nodes, cfg
+        peak, low, read_bounds(service, ingest), replica_demands(service, cfg), r.nodes, cfg
     )
     files = {
         RAYSERVICE: patch_rayservice(service, emitted.bounds),

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cluster.bench_results import BenchFigures, load_figures
+from cluster.bench_results import load_figures
 from cluster.exceptions import PlanError
 from cluster.kuberay_emit import emit_kuberay
 from cluster.load_curve import TROUGH_FRACTION
-from cluster.node_types import LAUNCHER_CONFIG, NodeType, node_types
-from cluster.plan_inputs import ROUTINGS
+from cluster.node_types import LAUNCHER_CONFIG, node_types
+from cluster.plan_inputs import ROUTINGS, PlanRequest
 from cluster.plan_report import as_json, render
 from cluster.planner import Assumptions, PlanTarget, make_plan
 from cluster.replica_caps import KUBERAY
@@ -127,14 +127,13 @@ def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     )
     if args.out is not None and args.emit is None:
         raise PlanError("--out needs --emit kuberay")
+    request = PlanRequest(target, figures, nodes, assumptions)
     if args.emit == "kuberay":
-        return _emit(target, figures, nodes, assumptions, args)
+        return _emit(request, args)
     if args.simulate:
+        # The manifests mount cluster/pinstream.yaml: its values are the deployed ones.
         production = load_config(PRODUCTION_CONFIG)
-        day = simulated_day(
-            target, figures, nodes, production, assumptions, args.trough, args.manifests
-        )
-        sys.stdout.write(day)
+        sys.stdout.write(simulated_day(request, production, args.trough, args.manifests))
         return 0
     plan = make_plan(target, figures, nodes, assumptions)
     if args.json:
@@ -145,19 +144,11 @@ def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _emit(
-    target: PlanTarget,
-    figures: BenchFigures,
-    nodes: dict[str, NodeType],
-    assumptions: Assumptions,
-    args: argparse.Namespace,
-) -> int:
+def _emit(request: PlanRequest, args: argparse.Namespace) -> int:
     """Emit the manifests; what each bound is and why goes to stderr, beside them."""
     # The manifests mount cluster/pinstream.yaml: its reservations are the ones that count.
     production = load_config(PRODUCTION_CONFIG)
-    _, manifests = emit_kuberay(
-        target, figures, nodes, production, assumptions, args.trough, args.manifests
-    )
+    _, manifests = emit_kuberay(request, production, args.trough, args.manifests)
     sys.stderr.write("\n".join(manifests.notes(production)) + "\n")
     if args.out is None:
         sys.stdout.write(manifests.to_stdout())

@@ -1,7 +1,8 @@
 """The three scaling rules of a deployed pinstream, as pure state machines for the simulation.
 
 - `ServeScaler`: Ray Serve's default policy (ray/serve/autoscaling_policy.py, Ray 2.60):
-  desired = ceil(total ongoing requests / target_ongoing_requests), clamped to
+  desired = ceil(total ongoing requests, averaged over look_back_period_s, /
+  target_ongoing_requests), clamped to
   [min_replicas, max_replicas], applied once the same direction was wanted for
   upscale_delay_s (up) or downscale_delay_s (down); a change of direction restarts the wait.
 - `pool_rule`: Ray Data's actor pool: one actor more at utilisation >= the upscaling
@@ -50,6 +51,7 @@ class ServeScaler:
     target: int = 0
     _since: float | None = None  # when the current direction was first wanted
     _direction: int = 0
+    _window: list[tuple[float, float]] = field(default_factory=list)  # (time, ongoing)
 
     def __post_init__(self) -> None:
         self.target = self.target or self.rule.min_replicas
@@ -66,7 +68,9 @@ class ServeScaler:
 
     def decide(self, now: float, total_ongoing: float) -> int:
         """The target after one decision at `now` with `total_ongoing` requests in flight."""
-        desired = self.desired(total_ongoing)
+        since = now - self.rule.look_back_period_s
+        self._window = [(t, v) for t, v in self._window if t > since] + [(now, total_ongoing)]
+        desired = self.desired(sum(v for _, v in self._window) / len(self._window))
         direction = (desired > self.target) - (desired < self.target)
         if direction == 0:
             self._since, self._direction = None, 0

@@ -52,9 +52,11 @@ class Loop:
 
     @property
     def placed(self) -> int:
+        """Replicas on a node: serving or starting."""
         return self.ready + len(self.starting)
 
     def capacity(self) -> float:
+        """Requests (or pins) per second the ready replicas serve."""
         return self.ready * (self.rate or 0.0)
 
     def resize(self, target: int) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cluster.bench_results import BenchFigures
 from cluster.load_curve import DiurnalCurve
-from cluster.node_types import NodeType
-from cluster.plan_inputs import Assumptions, PlanTarget
+from cluster.plan_inputs import PlanRequest
 from cluster.planner import make_plan
 from cluster.scaling_simulation import simulate
 from cluster.simulation_inputs import SimulationAssumptions
@@ -17,19 +15,17 @@ from conf.config import PinstreamConfig
 
 
 def simulated_day(
-    target: PlanTarget,
-    figures: BenchFigures,
-    nodes: dict[str, NodeType],
+    request: PlanRequest,
     cfg: PinstreamConfig,
-    assumptions: Assumptions,
     trough: float,
     manifests: Path,
     simulation: SimulationAssumptions | None = None,
 ) -> str:
-    """The table of a day whose peak is `target`'s rates and whose trough is `trough` x them."""
+    """The table of a day whose peak is the target's rates and whose trough `trough` x them."""
     a = simulation or SimulationAssumptions()
-    plan = make_plan(target, figures, nodes, assumptions)
-    deployed = deployment(plan, figures, nodes, cfg, a, manifests)
+    target = request.target
+    plan = make_plan(target, request.figures, request.nodes, request.assumptions)
+    deployed = deployment(plan, request.figures, request.nodes, cfg, a, manifests)
     curve = DiurnalCurve.sine(target.qps, target.ingest_rate, trough)
     minutes = simulate(curve, deployed.loops, deployed.pools, deployed.pool_rule, a.tick_s)
     title = (

@@ -8,7 +8,7 @@ from cluster.scaling_rules import NodePool, ServeRule, ServeScaler, pool_rule
 
 RULE = ServeRule(
     min_replicas=2, max_replicas=10, target_ongoing_requests=4,
-    upscale_delay_s=10, downscale_delay_s=300,
+    upscale_delay_s=10, downscale_delay_s=300, look_back_period_s=0,
 )  # fmt: skip
 
 
@@ -38,6 +38,15 @@ def test_serve_scales_down_only_after_the_downscale_delay_and_a_reversal_restart
     assert scaler.decide(200, 32) == 8  # at target: the downscale wait is dropped
     assert scaler.decide(250, 8) == 8 and scaler.decide(549, 8) == 8
     assert scaler.decide(550, 8) == 2  # 300 s after the wait restarted at 250
+
+
+def test_serve_averages_ongoing_requests_over_its_look_back_period() -> None:
+    rule = ServeRule(1, 100, 1, upscale_delay_s=0, downscale_delay_s=0, look_back_period_s=30)
+    scaler = ServeScaler(rule)
+    assert scaler.decide(0, 10) == 10
+    assert scaler.decide(10, 40) == 25  # (10 + 40) / 2
+    assert scaler.decide(20, 40) == 30  # (10 + 40 + 40) / 3
+    assert scaler.decide(30, 40) == 40  # the sample at 0 is 30 s old: out of the window
 
 
 def test_serve_rule_checks_its_bounds() -> None:

@@ -93,13 +93,11 @@ def kuberay_bounds(
         f"ingest {CPU_WORKER} nodes kept at {groups[('ingest', CPU_WORKER)][0]}.."
         f"{groups[('ingest', CPU_WORKER)][1]}: {INGEST_CPU_UNSIZED}",
     ]
-    config = {
-        "shards.count": shards,
-        "serve.shard_autoscaling.min_replicas": shard[0],
-        "serve.shard_autoscaling.max_replicas": shard[1],
-        "ingest.embedders_min": embedders[0],
-        "ingest.embedders_max": embedders[1],
-    }
+    config = {"shards.count": shards}
+    for key, (lo, hi) in (("shard", shard), ("ingress", ingress), ("encoder", encoder)):
+        config[f"serve.{key}_autoscaling.min_replicas"] = lo
+        config[f"serve.{key}_autoscaling.max_replicas"] = hi
+    config |= {"ingest.embedders_min": embedders[0], "ingest.embedders_max": embedders[1]}
     deployments = {SHARD: shard, INGRESS: ingress, ENCODER: encoder}
     bounds = Bounds(shards, {k: deployments[k] for k in current.deployments}, groups)
     return Emitted(bounds, notes, config)

@@ -61,14 +61,18 @@ class Manifests:
 
 def production_values(cfg: PinstreamConfig) -> dict[str, int]:
     """The production config's values that the emitted manifests must agree with."""
-    scaling = cfg.serve.shard_autoscaling
-    return {
-        "shards.count": cfg.shards.count,
-        "serve.shard_autoscaling.min_replicas": int(scaling["min_replicas"]),
-        "serve.shard_autoscaling.max_replicas": int(scaling["max_replicas"]),
-        "ingest.embedders_min": cfg.ingest.embedders_min,
-        "ingest.embedders_max": cfg.ingest.embedders_max,
-    }
+    values = {"shards.count": cfg.shards.count}
+    serve = cfg.serve
+    for key, scaling in (
+        ("shard", serve.shard_scaling),
+        ("ingress", serve.ingress_scaling),
+        ("encoder", serve.encoder_scaling),
+    ):
+        values[f"serve.{key}_autoscaling.min_replicas"] = scaling.min_replicas
+        values[f"serve.{key}_autoscaling.max_replicas"] = scaling.max_replicas
+    values["ingest.embedders_min"] = cfg.ingest.embedders_min
+    values["ingest.embedders_max"] = cfg.ingest.embedders_max
+    return values
 
 
 def trough_plan_target(target: PlanTarget, trough: float) -> PlanTarget:

@@ -232,13 +232,17 @@ def _check_factory(factory: Any, dim: int, metric: str) -> None:
 class ModelConfig:
     """Which encoder embeds pins and queries, and how.
 
-    `name`: "base" (the packaged weights), a model registry version id (looked up under
-    `registry`), or a local model folder (a path with a "/"). `registry` is the registry's
-    root (a path, s3://, gs://); it travels with this config into Ray workers, so it is
-    spelt out rather than derived from storage.root.
+    `kind`: text (a sentence encoder) or clip (a CLIP-format dual encoder,
+    encoder/clip_encoder.py). `name`: "base" (the packaged weights), a model registry version
+    id (looked up under `registry`), or a local model folder (a path with a "/").
+    `registry` is the registry's root (a path, s3://, gs://); it travels with this config
+    into Ray workers, so it is spelt out rather than derived from storage.root.
     """
 
+    kind: Literal["text", "clip"] = "text"
     name: str = "base"
+    # clip: a pin's vector is the unit mean of its image's (this weight) and its text's.
+    image_weight: float = 1.0
     registry: str = "var/pinstream/models"
     generation: str = "minilm-l6-v2-base"
     device: str = "auto"
@@ -250,6 +254,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = every core), got {self.threads}")
+        if self.kind not in ("text", "clip"):
+            raise ValueError(f"kind must be text|clip, got {self.kind!r}")
+        if self.kind == "clip" and self.name == "base":
+            raise ValueError("kind clip needs a CLIP model folder or registry version as name")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ValueError(f"image_weight must be in [0, 1], got {self.image_weight}")
         if not isinstance(self.device, str) or _DEVICE.fullmatch(self.device) is None:
             raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -311,8 +321,8 @@ class IngestConfig:
             raise ValueError("num_cpus / num_gpus must be >= 0")
 
 
-# What a shard deployment does unless told otherwise (Ray's defaults, but for scaling up
-# sooner: a new shard replica replays its log before it serves).
+# What each deployment does unless told otherwise: Ray's defaults, but for scaling up
+# sooner. A shard scales down late: a new shard replica replays its log before it serves.
 SHARD_AUTOSCALING: dict[str, Any] = {
     "min_replicas": 1,
     "max_replicas": 1,
@@ -321,6 +331,19 @@ SHARD_AUTOSCALING: dict[str, Any] = {
     "downscale_delay_s": 600.0,
     "look_back_period_s": 30.0,
     "metrics_interval_s": 10.0,
+}
+# The ingress is async (it waits on the encoder and the shards): many requests in flight
+# per replica are cheap.
+INGRESS_AUTOSCALING: dict[str, Any] = {
+    **SHARD_AUTOSCALING,
+    "max_replicas": 2,
+    "target_ongoing_requests": 64.0,
+    "downscale_delay_s": 300.0,
+}
+# The query encoder batches texts: one batch in flight per replica is its target.
+ENCODER_AUTOSCALING: dict[str, Any] = {
+    **INGRESS_AUTOSCALING,
+    "target_ongoing_requests": 32.0,
 }
 
 
@@ -367,9 +390,12 @@ class ServeConfig:
     encoder_max_batch_size: int = 32
     encoder_batch_wait_s: float = 0.005
     shard_timeout_s: float = 2.0
-    # Shard replicas: Serve autoscales each shard deployment by Ray Serve's own
-    # AutoscalingConfig (its keys; those left out take Ray's defaults): in [min_replicas,
-    # max_replicas], aiming at target_ongoing_requests per replica; min == max: that many.
+    # Every deployment (the ingress, the query encoder, each shard) is scaled by Serve from
+    # Ray Serve's own AutoscalingConfig (its keys; those left out take Ray's defaults): in
+    # [min_replicas, max_replicas], aiming at target_ongoing_requests per replica; min == max:
+    # that many.
+    ingress_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(INGRESS_AUTOSCALING))
+    encoder_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(ENCODER_AUTOSCALING))
     shard_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(SHARD_AUTOSCALING))
     shard_max_ongoing_requests: int = 32
     # Cross-request batching at a shard replica: concurrent queries are searched as one FAISS
@@ -389,6 +415,10 @@ class ServeConfig:
     shard_ready_timeout_s: float = 300.0
     snapshot_poll_s: float = 5.0
     traffic_poll_s: float = 1.0
+    # A policy's fallback_share sets the fallback's bar from the primary's last
+    # `fallback_window` top scores, once it has `fallback_min_samples` of them.
+    fallback_window: int = 2000
+    fallback_min_samples: int = 100
     recall_sample_rate: float = 0.01
     # Requests: API keys (empty = no auth; PINSTREAM_API_KEYS adds comma-separated
     # keys) and the largest request body accepted.
@@ -398,11 +428,29 @@ class ServeConfig:
     # Ray Serve's data path, set in the environment of the Ray that the stack starts
     # (serve/data_path.py SERVE_ENVIRONMENT says the variables; on a cluster, its pods' env).
     throughput_mode: ThroughputMode = "optimized"
+    # How long a stopping ingress replica still answers in those modes, so that a load
+    # balancer in front takes it out first (Ray's default is 30 s; nothing is in front here).
+    ingress_drain_s: float = 1.0
+
+    @property
+    def ingress_scaling(self) -> AutoscalingConfig:
+        """`ingress_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
+        return autoscaling_config("ingress_autoscaling", self.ingress_autoscaling)
+
+    @property
+    def encoder_scaling(self) -> AutoscalingConfig:
+        """`encoder_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
+        return autoscaling_config("encoder_autoscaling", self.encoder_autoscaling)
 
     @property
     def shard_scaling(self) -> AutoscalingConfig:
         """`shard_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
         return autoscaling_config("shard_autoscaling", self.shard_autoscaling)
+
+    @property
+    def encoder_max_ongoing_requests(self) -> int:
+        """Requests a query encoder replica takes at once: a batch filling while one runs."""
+        return 2 * self.encoder_max_batch_size
 
     def __post_init__(self) -> None:
         for name in ("port", "grpc_port"):
@@ -420,10 +468,14 @@ class ServeConfig:
             "shard_ready_timeout_s",
             "snapshot_poll_s",
             "traffic_poll_s",
+            "fallback_window",
+            "fallback_min_samples",
             "max_body_bytes",
             "max_batch_queries",
         ):
             _positive(name, getattr(self, name))
+        if self.ingress_drain_s < 0:
+            raise ValueError(f"ingress_drain_s must be >= 0, got {self.ingress_drain_s}")
         for name in (
             "encoder_num_gpus",
             "encoder_threads",
@@ -437,6 +489,11 @@ class ServeConfig:
             raise ValueError(
                 f"max_batch_queries must be <= {MAX_BATCH_QUERIES}, got {self.max_batch_queries}"
             )
+        if self.fallback_min_samples > self.fallback_window:
+            raise ValueError(
+                f"fallback_min_samples ({self.fallback_min_samples}) must be "
+                f"<= fallback_window ({self.fallback_window})"
+            )
         if not 0.0 <= self.hedge_quantile < 1.0:
             raise ValueError(f"hedge_quantile must be in [0, 1), got {self.hedge_quantile}")
         if self.shard_max_batch_size > self.shard_max_ongoing_requests:
@@ -445,13 +502,18 @@ class ServeConfig:
                 f"shard_max_batch_size ({self.shard_max_batch_size}) must be "
                 f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
             )
-        target = self.shard_scaling.target_ongoing_requests
-        if target is not None and target > self.shard_max_ongoing_requests:
-            # Serve never scales up when a replica cannot take its target.
-            raise ValueError(
-                f"shard_autoscaling.target_ongoing_requests ({target}) must be "
-                f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
-            )
+        for key, scaling, most in (
+            ("ingress_autoscaling", self.ingress_scaling, "ingress_max_ongoing_requests"),
+            ("encoder_autoscaling", self.encoder_scaling, "encoder_max_ongoing_requests"),
+            ("shard_autoscaling", self.shard_scaling, "shard_max_ongoing_requests"),
+        ):
+            target = scaling.target_ongoing_requests
+            if target is not None and target > getattr(self, most):
+                # Serve never scales up when a replica cannot take its target.
+                raise ValueError(
+                    f"{key}.target_ongoing_requests ({target}) must be "
+                    f"<= {most} ({getattr(self, most)})"
+                )
         for i, key in enumerate(self.api_keys):
             if not key or any(c.isspace() or c == "," for c in key):
                 raise ValueError(f"api_keys[{i}] must be non-empty, without spaces or commas")

@@ -19,7 +19,7 @@ from cluster.node_types import CPU_WORKER, GPU_WORKER, node_types
 from cluster.planner import Assumptions
 from conf.config import PinstreamConfig, load_config
 from serve.app_builder import app_builder
-from serve.data_path import SERVE_ENVIRONMENT
+from serve.data_path import serve_environment
 from tests.unit.cluster.manifests import (
     CONFIG_MAP,
     CONFIG_MOUNT,
@@ -281,7 +281,7 @@ def _policy(deployment: dict[str, Any]) -> dict[str, Any]:
 def test_serving_pods_set_the_serve_switches_of_the_production_throughput_mode(
     production: PinstreamConfig,
 ) -> None:
-    wanted = SERVE_ENVIRONMENT[production.serve.throughput_mode]
+    wanted = serve_environment(production.serve)
     assert wanted, "the production config should use Serve's fast data path"
     for group, pod in pod_specs(cluster("rayservice")).items():
         env = {e["name"]: e["value"] for e in ray_container(pod).get("env", [])}

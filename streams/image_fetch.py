@@ -248,8 +248,10 @@ class ImageFetcher:
             chunks.append(chunk)
 
     def _too_large(self, size: int | None) -> ImageTooLarge:
-        over = f"{size} bytes" if size is not None else "more bytes"
-        return ImageTooLarge(f"image of {over} than images.max_bytes ({self.images.max_bytes})")
+        cap = self.images.max_bytes
+        if size is None:
+            return ImageTooLarge(f"image is over images.max_bytes ({cap}); refused reading it")
+        return ImageTooLarge(f"image of {size} bytes is over images.max_bytes ({cap})")
 
 
 def _left(deadline: float) -> float:

@@ -37,7 +37,7 @@ def pins_with_images(folder: Path, count: int, prefix: str) -> tuple[list[PinEve
     oversize.write_bytes(b"\0" * (IMAGES.max_bytes + 1))
     broken = {
         f"{prefix}-broken-truncated": (truncated.as_uri(), "not a decodable image"),
-        f"{prefix}-broken-oversize": (oversize.as_uri(), "than images.max_bytes"),
+        f"{prefix}-broken-oversize": (oversize.as_uri(), "bytes is over images.max_bytes"),
         f"{prefix}-broken-host": ("https://images.example.com/x.png", "images.allowed_hosts"),
     }
     for pin_id, (url, _) in broken.items():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 ENDLESS_LIMIT = 64 * 1024 * 1024  # an endless body still ends here, should a client not stop
 
@@ -27,17 +29,24 @@ class ServerLog:
 class ImageServer:
     """`files` are served at their path; the other routes are the faults below."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], tls: tuple[Path, Path] | None = None) -> None:
         self.files = files
         self.log = ServerLog()
+        self.scheme = "http" if tls is None else "https"
         handler = _handler(self.files, self.log)
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        if tls is not None:  # (certificate, key): the handshake happens in each handler thread
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self.http.socket = context.wrap_socket(
+                self.http.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.http.daemon_threads = True
         self.port = self.http.server_address[1]
         self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def paths_requested(self) -> list[str]:
         with self.log.lock:
@@ -45,9 +54,11 @@ class ImageServer:
 
 
 @contextmanager
-def image_server(files: dict[str, bytes]) -> Iterator[ImageServer]:
-    """A running ImageServer, stopped (stalled handlers released) on exit."""
-    server = ImageServer(files)
+def image_server(
+    files: dict[str, bytes], tls: tuple[Path, Path] | None = None
+) -> Iterator[ImageServer]:
+    """A running ImageServer (HTTPS with `tls`), stopped (stalled handlers released) on exit."""
+    server = ImageServer(files, tls)
     server._thread.start()
     try:
         yield server

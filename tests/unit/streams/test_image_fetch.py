@@ -22,6 +22,7 @@ from streams.exceptions import (
 from streams.image_fetch import ImageFetcher, non_global_kind, resolve_host
 from streams.synthetic import PinGenerator
 from streams.synthetic_images import render_pin_image
+from tests.unit.streams.certificates import write_tls_files
 from tests.unit.streams.image_server import ImageServer, image_server
 
 
@@ -170,7 +171,7 @@ def test_endless_redirects_are_refused(server: ImageServer) -> None:
 
 
 def test_an_image_over_the_byte_cap_is_refused(server: ImageServer) -> None:
-    with pytest.raises(ImageTooLarge, match=r"2097152 bytes than images.max_bytes \(1048576\)"):
+    with pytest.raises(ImageTooLarge, match=r"2097152 bytes is over images.max_bytes \(1048576\)"):
         ImageFetcher(REACHABLE).fetch(server.url("/big"))
 
 
@@ -178,7 +179,7 @@ def test_a_body_without_length_is_refused_as_soon_as_it_passes_the_cap(
     server: ImageServer,
 ) -> None:
     fetcher = ImageFetcher(ImagesConfig(**{**REACHABLE.__dict__, "timeout_s": 30.0}))
-    with pytest.raises(ImageTooLarge, match=r"more bytes than images.max_bytes"):
+    with pytest.raises(ImageTooLarge, match=r"is over images.max_bytes \(1048576\); refused"):
         fetcher.fetch(server.url("/endless"))
     # The server streams up to 64 MiB; the client stopped reading just past the 1 MiB cap
     # (what it sent beyond is what the socket buffers took before it closed).
@@ -239,9 +240,35 @@ def test_a_file_url_is_read_through_pyarrow_fs(tmp_path: Path) -> None:
 def test_file_refusals_say_why(tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     big.write_bytes(b"\0" * (GUARDED.max_bytes + 1))
-    with pytest.raises(ImageTooLarge, match=f"{GUARDED.max_bytes + 1} bytes than"):
+    with pytest.raises(ImageTooLarge, match=f"{GUARDED.max_bytes + 1} bytes is over"):
         ImageFetcher(GUARDED).fetch(big.as_uri())
     with pytest.raises(ImageFetchFailed, match="not found"):
         ImageFetcher(GUARDED).fetch((tmp_path / "missing.png").as_uri())
     with pytest.raises(ImageFetchFailed, match="not found"):
         ImageFetcher(GUARDED).fetch(tmp_path.as_uri())  # a folder is no image
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ImageServer, Path]]:
+    """An HTTPS image server whose certificate names images.test, and its CA's file."""
+    ca, cert, key = write_tls_files(tmp_path_factory.mktemp("tls"), "images.test")
+    with image_server({"/image.png": IMAGE}, tls=(cert, key)) as running:
+        yield running, ca
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_urls_host(
+    tls_server: tuple[ImageServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # trust the test CA (OpenSSL's default paths)
+    resolver = CountingResolver({"images.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    url = server.url("/image.png", host="images.test")
+    assert ImageFetcher(REACHABLE, resolver).fetch(url) == IMAGE  # certificate checked for it
+    both = ImagesConfig(**{**REACHABLE.__dict__, "allowed_hosts": ("images.test", "other.test")})
+    with pytest.raises(
+        ImageFetchFailed, match=r"other\.test: hostname 'other\.test' doesn't match 'images\.test'"
+    ):
+        ImageFetcher(both, resolver).fetch(server.url("/image.png", host="other.test"))
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with pytest.raises(ImageFetchFailed, match="certificate verify failed"):  # an unknown CA
+        ImageFetcher(REACHABLE, resolver).fetch(url)

@@ -166,8 +166,8 @@ class ImageFetcher:
             )
         except ValueError as exc:
             raise ImageRedirectRefused(f"a redirect to an invalid URL: {exc}") from exc
-        if not same:
-            where = f"{target.scheme}://{target.hostname}:{target.port or ''}".rstrip(":")
+        if not same:  # named without its credentials, if it has any
+            where = f"{target.scheme}://{target.hostname}:{_port(target)}"
             raise ImageRedirectRefused(
                 f"redirect from {parts.hostname} to another host or scheme refused: {where}"
             )
@@ -176,39 +176,48 @@ class ImageFetcher:
     def _request(
         self, parts: SplitResult, deadline: float
     ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
+        """The response to a GET of `parts`, from the first checked address that connects."""
         host, port = parts.hostname or "", _port(parts)
-        address = self._checked_address(host, port)
-        timeout = urllib3.Timeout(connect=_left(deadline), read=_left(deadline))
-        pool: urllib3.HTTPConnectionPool
-        if parts.scheme == "https":
-            # Connect to the checked address; SNI and the certificate check use the URL's host.
-            pool = urllib3.HTTPSConnectionPool(
-                address, port, server_hostname=host, assert_hostname=host, maxsize=1
-            )
-        else:
-            pool = urllib3.HTTPConnectionPool(address, port, maxsize=1)
-        host_header = host if parts.port is None else f"{parts.hostname}:{parts.port}"
-        if ":" in host:  # an IPv6 literal
-            host_header = f"[{host}]" + ("" if parts.port is None else f":{parts.port}")
+        addresses = self._checked_addresses(host, port)
+        bracketed = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        headers = {
+            "Host": bracketed if parts.port is None else f"{bracketed}:{parts.port}",
+            "Accept-Encoding": "identity",
+        }
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        try:
-            response = pool.urlopen(
-                "GET",
-                target,
-                headers={"Host": host_header, "Accept-Encoding": "identity"},
-                retries=False,
-                redirect=False,
-                timeout=timeout,
-                preload_content=False,
-                assert_same_host=False,
-            )
-        except HTTPError as exc:
-            pool.close()
-            raise _web_error(exc, parts) from exc
-        return pool, response
+        for attempt, address in enumerate(addresses, start=1):
+            pool: urllib3.HTTPConnectionPool
+            if parts.scheme == "https":
+                # The checked address is connected to; the certificate is checked for `host`.
+                pool = urllib3.HTTPSConnectionPool(
+                    address, port, server_hostname=host, assert_hostname=host, maxsize=1
+                )
+            else:
+                pool = urllib3.HTTPConnectionPool(address, port, maxsize=1)
+            try:
+                response = pool.urlopen(
+                    "GET",
+                    target,
+                    headers=headers,
+                    retries=False,
+                    redirect=False,
+                    timeout=urllib3.Timeout(connect=_left(deadline), read=_left(deadline)),
+                    preload_content=False,
+                    assert_same_host=False,
+                )
+            except NewConnectionError as exc:  # as a browser does: the next address, if any
+                pool.close()
+                if attempt == len(addresses):
+                    raise _web_error(exc, parts) from exc
+            except HTTPError as exc:
+                pool.close()
+                raise _web_error(exc, parts) from exc
+            else:
+                return pool, response
+        raise AssertionError("unreachable: a host has at least one address")
 
-    def _checked_address(self, host: str, port: int) -> str:
-        """One address of `host` to connect to, once every address it has is allowed."""
+    def _checked_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses of `host` to connect to, once every address it has is allowed."""
         try:
             addresses = self.resolve(host, port)
         except OSError as exc:
@@ -223,7 +232,7 @@ class ImageFetcher:
                         f"host {host!r} resolves to {address}, a {kind} address "
                         "(images.allow_private_addresses is off)"
                     )
-        return addresses[0].split("%")[0]
+        return list(dict.fromkeys(address.split("%")[0] for address in addresses))
 
     def _read_web(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
         # Each socket operation waits at most the time left, so a server that drips bytes
@@ -263,7 +272,7 @@ def _left(deadline: float) -> float:
 
 
 def _port(parts: SplitResult) -> int:
-    return parts.port or _DEFAULT_PORTS[parts.scheme.lower()]
+    return parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
 
 
 def _web_error(exc: HTTPError, parts: SplitResult) -> ImageTimeout | ImageFetchFailed:

@@ -35,15 +35,22 @@ def image_column(pixels: list[np.ndarray | None], size: int) -> pa.FixedSizeBina
 
 
 def image_arrays(column: pa.Array | pa.ChunkedArray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (n, size, size, 3) uint8 images of an `image` column and which rows have one."""
+    """The (n, size, size, 3) uint8 images of an `image` column (zeros where null) and which
+    rows have one."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if column.type != pa.binary(size * size * 3):
+    width = size * size * 3
+    if column.type != pa.binary(width):
         raise ValueError(f"image column of type {column.type}, expected {size}x{size} RGB")
+    n = len(column)
     present = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    images = np.zeros((len(column), size, size, 3), dtype=np.uint8)
-    for i in np.flatnonzero(present):
-        images[i] = np.frombuffer(column[int(i)].as_py(), dtype=np.uint8).reshape(size, size, 3)
+    if n == 0:
+        return np.zeros((0, size, size, 3), dtype=np.uint8), present
+    # A fixed-size binary column is one buffer of n * width bytes (from its offset on).
+    data = np.frombuffer(column.buffers()[1], dtype=np.uint8)
+    start = column.offset * width
+    images = data[start : start + n * width].reshape(n, size, size, 3).copy()
+    images[~present] = 0
     return images, present
 
 

@@ -99,6 +99,8 @@ def _handler(files: dict[str, bytes], log: ServerLog) -> type[BaseHTTPRequestHan
                 self._redirect(f"http://{self.headers['Host']}/{query}")
             elif path == "/redirect-other":  # another host name of the same server
                 self._redirect(f"http://localhost:{self.server.server_address[1]}/{query}")
+            elif path == "/redirect-scheme":  # the same host and port, another scheme
+                self._redirect(f"ftp://{self.headers['Host']}/{query}")
             elif path == "/redirect-loop":
                 self._redirect("/redirect-loop")
             elif path == "/big":

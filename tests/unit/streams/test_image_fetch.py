@@ -148,6 +148,14 @@ def test_the_connection_goes_to_the_address_that_was_checked(server: ImageServer
     assert server.log.requests[-1] == ("/image.png", f"images.test:{server.port}")
 
 
+def test_an_address_that_does_not_connect_gives_way_to_the_next(server: ImageServer) -> None:
+    # Nothing listens on ::1 (or IPv6 is off) at the server's port: the IPv4 address serves.
+    resolver = CountingResolver({"images.test": ["::1", "127.0.0.1"]})
+    url = server.url("/image.png", host="images.test")
+    assert ImageFetcher(REACHABLE, resolver).fetch(url) == IMAGE
+    assert resolver.lookups == ["images.test"]
+
+
 @pytest.mark.parametrize("path", ["/redirect-same?image.png", "/redirect-absolute?image.png"])
 def test_a_redirect_to_the_same_host_is_followed_and_checked_again(
     server: ImageServer, path: str
@@ -157,12 +165,21 @@ def test_a_redirect_to_the_same_host_is_followed_and_checked_again(
     assert resolver.lookups == ["127.0.0.1", "127.0.0.1"]  # resolved and checked per hop
 
 
-def test_a_redirect_to_another_host_is_refused(server: ImageServer) -> None:
-    # localhost is allowed too, and is the same server: still another host.
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        # localhost is allowed too, and is the same server: still another host.
+        ("/redirect-other?image.png", "http://localhost:"),
+        ("/redirect-scheme?image.png", "ftp://127.0.0.1:"),
+    ],
+)
+def test_a_redirect_to_another_host_or_scheme_is_refused(
+    server: ImageServer, path: str, where: str
+) -> None:
     before = len(server.paths_requested())
-    with pytest.raises(ImageRedirectRefused, match="to another host or scheme refused"):
-        ImageFetcher(REACHABLE).fetch(server.url("/redirect-other?image.png"))
-    assert server.paths_requested()[before:] == ["/redirect-other?image.png"]
+    with pytest.raises(ImageRedirectRefused, match=f"to another host or scheme refused: {where}"):
+        ImageFetcher(REACHABLE).fetch(server.url(path))
+    assert server.paths_requested()[before:] == [path]
 
 
 def test_endless_redirects_are_refused(server: ImageServer) -> None:

@@ -153,5 +153,9 @@ def test_the_image_column_holds_each_array_or_null() -> None:
     assert present.tolist() == [True, False]
     np.testing.assert_array_equal(images[0], arrays[0])
     assert not images[1].any()
+    sliced, present = image_arrays(pa.chunked_array([column, column]).slice(1, 2), 4)
+    assert present.tolist() == [False, True]
+    np.testing.assert_array_equal(sliced[1], arrays[0])
+    assert image_arrays(column.slice(0, 0), 4)[0].shape == (0, 4, 4, 3)
     with pytest.raises(ValueError, match="expected 8x8 RGB"):
         image_arrays(column, 8)

@@ -7,12 +7,7 @@ import pytest
 
 from conf import ConfigError, load_config
 from conf.config import ImagesConfig
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "c.yaml"
-    path.write_text(text)
-    return path
+from tests.unit.conf.test_config import write
 
 
 def test_images_are_off_by_default_and_the_yaml_spells_out_the_defaults() -> None:

@@ -233,13 +233,17 @@ def _check_factory(factory: Any, dim: int, metric: str) -> None:
 class ModelConfig:
     """Which encoder embeds pins and queries, and how.
 
-    `name`: "base" (the packaged weights), a model registry version id (looked up under
-    `registry`), or a local model folder (a path with a "/"). `registry` is the registry's
-    root (a path, s3://, gs://); it travels with this config into Ray workers, so it is
-    spelt out rather than derived from storage.root.
+    `kind`: text (a sentence encoder) or clip (a CLIP-format dual encoder,
+    encoder/clip_encoder.py). `name`: "base" (the packaged weights), a model registry version
+    id (looked up under `registry`), or a local model folder (a path with a "/").
+    `registry` is the registry's root (a path, s3://, gs://); it travels with this config
+    into Ray workers, so it is spelt out rather than derived from storage.root.
     """
 
+    kind: Literal["text", "clip"] = "text"
     name: str = "base"
+    # clip: a pin's vector is the unit mean of its image's (this weight) and its text's.
+    image_weight: float = 1.0
     registry: str = "var/pinstream/models"
     generation: str = "minilm-l6-v2-base"
     device: str = "auto"
@@ -251,6 +255,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = every core), got {self.threads}")
+        if self.kind not in ("text", "clip"):
+            raise ValueError(f"kind must be text|clip, got {self.kind!r}")
+        if self.kind == "clip" and self.name == "base":
+            raise ValueError("kind clip needs a CLIP model folder or registry version as name")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ValueError(f"image_weight must be in [0, 1], got {self.image_weight}")
         if not isinstance(self.device, str) or _DEVICE.fullmatch(self.device) is None:
             raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -406,6 +416,10 @@ class ServeConfig:
     shard_ready_timeout_s: float = 300.0
     snapshot_poll_s: float = 5.0
     traffic_poll_s: float = 1.0
+    # A policy's fallback_share sets the fallback's bar from the primary's last
+    # `fallback_window` top scores, once it has `fallback_min_samples` of them.
+    fallback_window: int = 2000
+    fallback_min_samples: int = 100
     recall_sample_rate: float = 0.01
     # Requests: API keys (empty = no auth; PINSTREAM_API_KEYS adds comma-separated
     # keys) and the largest request body accepted.
@@ -455,6 +469,8 @@ class ServeConfig:
             "shard_ready_timeout_s",
             "snapshot_poll_s",
             "traffic_poll_s",
+            "fallback_window",
+            "fallback_min_samples",
             "max_body_bytes",
             "max_batch_queries",
         ):
@@ -473,6 +489,11 @@ class ServeConfig:
         if self.max_batch_queries > MAX_BATCH_QUERIES:
             raise ValueError(
                 f"max_batch_queries must be <= {MAX_BATCH_QUERIES}, got {self.max_batch_queries}"
+            )
+        if self.fallback_min_samples > self.fallback_window:
+            raise ValueError(
+                f"fallback_min_samples ({self.fallback_min_samples}) must be "
+                f"<= fallback_window ({self.fallback_window})"
             )
         if not 0.0 <= self.hedge_quantile < 1.0:
             raise ValueError(f"hedge_quantile must be in [0, 1), got {self.hedge_quantile}")

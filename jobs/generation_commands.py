@@ -46,7 +46,16 @@ def add_generation_parsers(commands: Any) -> None:
     change.add_argument("--percent", type=float, default=0.0, help="the canary's share (0-100)")
     change.add_argument("--shadow", default=None, help="a generation scored, never served")
     change.add_argument("--fallback", default=None, help="answers when the top score is low")
-    change.add_argument("--below", type=float, default=0.0, help="the fallback's score bar")
+    bar = change.add_mutually_exclusive_group()
+    bar.add_argument("--below", type=float, default=0.0, help="the fallback's fixed score bar")
+    bar.add_argument(
+        "--fallback-share",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the fallback answers about this share (0-1) of the primary's queries, those with "
+        "its lowest top scores; the bar follows the traffic",
+    )
     actions.add_parser("rollback", help="back to the previous policy")
     traffic.set_defaults(run=run_traffic)
 
@@ -89,6 +98,7 @@ def run_traffic(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
             shadow=args.shadow,
             fallback=args.fallback,
             fallback_below=args.below,
+            fallback_share=args.fallback_share,
         )
         _check_warm(cfg, policy)
         store.set(policy)

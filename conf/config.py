@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -519,6 +520,72 @@ class ServeConfig:
                 raise ValueError(f"api_keys[{i}] must be non-empty, without spaces or commas")
 
 
+# Schemes an image_url may have: object stores and local files through pyarrow.fs, the web
+# through streams/image_fetch.py's checked HTTP client.
+IMAGE_SCHEMES = ("file", "s3", "gs", "http", "https")
+_LABEL = r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """Pin images: whether ingest fetches and decodes each pin's `image_url`, and the limits
+    that keep the fetcher from being an SSRF hole or a decompression bomb's victim.
+
+    schemes: the URL schemes accepted (of IMAGE_SCHEMES). allowed_hosts: the only hosts an
+        http(s) URL may name, exactly (lower case; an IP literal only if listed); empty = no
+        web host. allow_private_addresses: whether those hosts may resolve to private,
+        loopback, link-local or other non-global addresses (only for a local test or a
+        private image service). max_bytes, timeout_s: the most bytes read and the longest
+        time taken per image, whatever its scheme. max_pixels: the largest image (width x
+        height) decoded. image_size: the side of the square RGB image the decoder returns.
+    fetch_concurrency: images fetched at once by one fetch stage actor (threads); fetchers,
+        fetch_num_cpus: the stage's actors and the logical CPUs of each.
+    text_counts_without_image: a pin whose image fails still gets its text embedded (true)
+        or goes to the DLQ with the image's reason (false).
+    """
+
+    enabled: bool = False
+    schemes: tuple[str, ...] = IMAGE_SCHEMES
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private_addresses: bool = False
+    max_bytes: int = 10 * 1024 * 1024
+    timeout_s: float = 10.0
+    max_pixels: int = 40_000_000
+    image_size: int = 224
+    fetch_concurrency: int = 8
+    fetchers: int = 1
+    fetch_num_cpus: float = 0.25
+    text_counts_without_image: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pixels", "image_size", "fetch_concurrency", "fetchers"):
+            _positive_int(name, getattr(self, name))
+        _positive("timeout_s", self.timeout_s)
+        if self.fetch_num_cpus < 0:
+            raise ValueError(f"fetch_num_cpus must be >= 0, got {self.fetch_num_cpus}")
+        for i, scheme in enumerate(self.schemes):
+            if scheme not in IMAGE_SCHEMES:
+                raise ValueError(
+                    f"schemes[{i}] must be one of {', '.join(IMAGE_SCHEMES)}, got {scheme!r}"
+                )
+        for i, host in enumerate(self.allowed_hosts):
+            # A host as the fetcher compares it: lower case, no scheme, port or path.
+            if not isinstance(host, str) or not (_HOSTNAME.fullmatch(host) or _is_ip(host)):
+                raise ValueError(
+                    f"allowed_hosts[{i}] must be a lower-case host name or IP address "
+                    f"(no scheme, port or path), got {host!r}"
+                )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     """Where snapshots, model artifacts and run state live (a local path or a URI)."""
@@ -549,6 +616,7 @@ class PinstreamConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
 
     def with_value(self, dotted: str, value: Any) -> PinstreamConfig:
         """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""

@@ -56,6 +56,11 @@ class ClipEncoder:
         return self._dim
 
     @property
+    def image_size(self) -> int:
+        """The side of the square images the image tower takes (others are resized to it)."""
+        return int(self._model.config.vision_config.image_size)
+
+    @property
     def device(self) -> torch.device:
         """Device the model runs on."""
         return self._device

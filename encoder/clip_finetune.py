@@ -25,6 +25,9 @@ from encoder.clip_encoder import ClipEncoder, pixel_statistics, pixel_values
 from encoder.evaluation import recall_at_k, top_k
 from encoder.model_folder import load_model, save_model
 from encoder.text_encoder import resolve_device
+from streams.pin_text import pin_text
+from streams.synthetic import PinGenerator, SyntheticPin
+from streams.synthetic_images import render_pin_image
 
 Log = Callable[[str], None]
 
@@ -137,3 +140,16 @@ def visual_recall(
         "queries": len(asked),
         "images": len(styles),
     }
+
+
+def synthetic_pairs(
+    seed: int, id_prefix: str, count: int, size: int
+) -> tuple[list[SyntheticPin], np.ndarray, list[str]]:
+    """`count` synthetic pins of a seed, their (count, size, size, 3) rendered images and the
+    text the pipeline embeds for each (streams/pin_text.py)."""
+    pins = PinGenerator(seed=seed, id_prefix=id_prefix).pins(count)
+    images = np.stack([np.asarray(render_pin_image(pin, seed, size)) for pin in pins])
+    texts = [
+        pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
+    ]
+    return pins, images, texts

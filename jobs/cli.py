@@ -15,6 +15,7 @@ import requests
 from cluster.plan_command import add_plan_parser
 from conf.config import PinstreamConfig, load_config
 from conf.errors import PinstreamError
+from jobs.clip_commands import add_clip_parser
 from jobs.console import configure_logging, quiet_terminal
 from jobs.generation_commands import add_generation_parsers
 from jobs.model_commands import add_model_parsers
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     add_generation_parsers(commands)
     add_model_parsers(commands)
     add_router_parsers(commands)
+    add_clip_parser(commands)
 
     for name, what in (
         ("seal", "fold each shard's log into a new snapshot, sealing its growing segment"),

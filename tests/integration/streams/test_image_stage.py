@@ -1,5 +1,6 @@
-"""FetchImages on Ray Data over real images, and the ingest job with images on: a pin whose
-image fails goes to the DLQ with the reason, the others are embedded."""
+"""FetchImages on Ray Data over real images, and the ingest job with images on and a CLIP
+model: a pin whose image fails goes to the DLQ with the reason, the others are embedded
+from their pictures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pyarrow as pa
 import ray
 
 from conf.config import ImagesConfig, PinstreamConfig
+from encoder.clip_encoder import ClipEncoder
+from encoder.tiny_clip import TINY_DIM, build_tiny_clip
 from jobs.ingest import IngestJob
 from streams.dead_letter import DeadLetter
 from streams.embeddings_log import decode_rows
@@ -92,10 +95,21 @@ def test_the_stage_on_ray_data_decodes_images_and_gives_broken_ones_reasons(
         np.testing.assert_array_equal(images[i], decode_image(data, 32, IMAGES.max_pixels))
 
 
-def test_ingest_with_images_dead_letters_the_pins_whose_image_fails(
+def test_ingest_with_images_embeds_them_with_clip_and_dead_letters_the_failed(
     cfg: PinstreamConfig, ray_session, tmp_path: Path
 ) -> None:
-    cfg = cfg.with_values({"images.enabled": True, "images.max_bytes": IMAGES.max_bytes})
+    folder = build_tiny_clip(tmp_path / "tiny-clip")
+    cfg = cfg.with_values(
+        {
+            "images.enabled": True,
+            "images.max_bytes": IMAGES.max_bytes,
+            "images.image_size": IMAGES.image_size,
+            "model.name": str(folder),
+            "model.kind": "clip",
+            "model.device": "cpu",
+            "shards.dim": TINY_DIM,
+        }
+    )
     events, reasons = pins_with_images(tmp_path, 10, "ing")
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
         for event in events:
@@ -112,7 +126,18 @@ def test_ingest_with_images_dead_letters_the_pins_whose_image_fails(
     assert set(by_pin) == set(reasons)
     for pin_id, reason in reasons.items():
         assert by_pin[pin_id].startswith("image_url: ") and reason in by_pin[pin_id]
-    logged = set()
+    logged: dict[str, np.ndarray] = {}
     for record in drain(cfg.broker.bootstrap, cfg.topics.embeddings):
-        logged |= set(decode_rows(record.value).column("pin_id").to_pylist())
-    assert logged == {e.pin_id for e in events} - set(reasons)
+        rows = decode_rows(record.value)
+        for pin_id, vector in zip(
+            rows.column("pin_id").to_pylist(), rows.column("vector").to_pylist(), strict=True
+        ):
+            logged[pin_id] = np.asarray(vector, np.float32)
+    assert set(logged) == {e.pin_id for e in events} - set(reasons)
+    # Each pin's vector is its picture's, by the image tower (model.image_weight 1).
+    good = [e for e in events if e.pin_id in logged]
+    pictures = np.stack(
+        [decode_image((tmp_path / f"{e.pin_id}.png").read_bytes(), 32, 10**6) for e in good]
+    )
+    wanted = ClipEncoder(cfg.model).encode_images(pictures)
+    np.testing.assert_allclose(np.stack([logged[e.pin_id] for e in good]), wanted, atol=1e-4)

@@ -82,7 +82,7 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         max_poll_records=cfg.ingest.max_poll_records,
         poll_timeout_ms=cfg.ingest.poll_timeout_ms,
         idle_stop_s=idle_stop_s,
-        linger_ms=cfg.ingest.linger_ms,
+        batch_budget_ms=cfg.ingest.batch_latency_budget_ms,
         client=KafkaClientSettings.of(cfg.broker),
     )
     reader_cpus = cfg.ingest.reader_num_cpus

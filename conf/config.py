@@ -54,7 +54,7 @@ class BrokerConfig:
     close_timeout_s: float = 5.0
     # The longest the broker holds a consumer's fetch that found no record (streams/kafka_io.py
     # says why it is short): the local broker answers a fetch late even when records arrive.
-    fetch_max_wait_ms: int = 50
+    fetch_max_wait_ms: int = 100
 
     @property
     def is_local(self) -> bool:

@@ -42,7 +42,7 @@ class KafkaClientSettings:
     request_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000
     close_timeout_s: float = 5.0
-    fetch_max_wait_ms: int = 50
+    fetch_max_wait_ms: int = 100
 
     @classmethod
     def of(cls, broker: BrokerConfig) -> KafkaClientSettings:
@@ -113,8 +113,8 @@ def assigned_consumer(
     Its fetches wait at most `client.fetch_max_wait_ms` (kafka-python's default is 500):
     Kafka answers a fetch as soon as a record arrives, so there the wait costs only empty
     fetches of an idle consumer, but the local broker holds a fetch for a good part of its
-    wait even when records arrive (about 130 ms median at 500, every consumer hop of a pin:
-    the source, then the shard replica), which a pin's freshness pays twice.
+    wait even when records arrive, and a pin's freshness pays that at each consumer hop
+    (the source, then the shard replica).
     """
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,

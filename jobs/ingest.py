@@ -36,6 +36,7 @@ from streams.checkpoint import Checkpoint
 from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.embeddings_log import EmbeddingsLogWriter, log_rows
 from streams.exceptions import StreamError
+from streams.image_stage import FetchImages
 from streams.ingest_health import IngestHealth, State, write_health
 from streams.kafka_io import KafkaClientSettings, assigned_consumer, committed_positions
 from streams.kafka_source import KafkaSource
@@ -104,6 +105,15 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         num_cpus=reader_cpus,
         concurrency=partitions,
     )
+    if cfg.images.enabled:  # each pin's image fetched and decoded on CPU workers, bounded
+        dataset = dataset.map_batches(
+            FetchImages,
+            fn_constructor_kwargs={"images": cfg.images},
+            batch_size=None,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=cfg.images.fetchers),
+            num_cpus=cfg.images.fetch_num_cpus,
+        )
     return dataset.map_batches(
         Embedder,
         fn_constructor_kwargs={"model": cfg.model},

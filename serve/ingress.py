@@ -36,6 +36,7 @@ from serve.api_models import (
 from serve.auth import api_keys
 from serve.data_path import handle_options
 from serve.exceptions import GenerationNotServed, InvalidQuery, ServeError
+from serve.fallback_bar import FallbackBar
 from serve.filters import SearchFilter
 from serve.generation import (
     ENCODER_DEPLOYMENT,
@@ -84,6 +85,9 @@ class Ingress:
         self._may_hedge = settings.hedge_quantile > 0 and settings.shard_scaling.max_replicas >= 2
         self._store = TrafficStore(cfg)
         self.policy = self._store.default
+        self.fallback_bar = FallbackBar(
+            cfg.shards.metric, settings.fallback_window, settings.fallback_min_samples, self.policy
+        )
         self._refresh_policy()
         threading.Thread(target=self._watch_policy, name="traffic-policy", daemon=True).start()
 
@@ -121,7 +125,10 @@ class Ingress:
 
     async def generations(self) -> dict[str, Any]:
         """The traffic policy and what each generation did since this replica started."""
-        return {"traffic": self.policy.summary(), "stats": self.monitor.snapshot()}
+        body = {"traffic": self.policy.summary(), "stats": self.monitor.snapshot()}
+        if self.policy.fallback is not None:
+            body["fallback"] = self.fallback_bar.summary()
+        return body
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         """Similar pins for a text or a vector, filtered."""
@@ -218,6 +225,7 @@ class Ingress:
             fallback=clients[policy.fallback] if policy.fallback else None,
             shadow=clients[policy.shadow] if policy.shadow else None,
             policy=policy,
+            fallback_bar=self.fallback_bar.bar() if policy.fallback else 0.0,
         )
 
     async def _answer(
@@ -232,6 +240,8 @@ class Ingress:
                 responses.append(served)
                 continue
             self._count(plan.endpoint, served, took_s)
+            if plan.route.role == "primary" and plan.route.fallback is not None:
+                self.fallback_bar.observe(served.first_top_score, served.role == "fallback")
             if plan.route.shadow is not None:
                 self.checks.shadow(plan.route.shadow, plan.run, served.answer)
             self.checks.sample_recall(served.answer, plan.k, plan.keep)
@@ -251,6 +261,18 @@ class Ingress:
             time.sleep(self.cfg.serve.traffic_poll_s)
             self._refresh_policy()
             self._refresh_hedging()
+            self._export_fallback()
+
+    def _export_fallback(self) -> None:
+        """The fallback's bar and the share it took, as gauges (each poll, not each query)."""
+        policy = self.policy
+        if policy.fallback is None:
+            return
+        tags = {"primary": policy.primary, "fallback": policy.fallback}
+        summary = self.fallback_bar.summary()
+        self.metrics.fallback_bar.set(summary["bar"], tags=tags)
+        if summary["share_taken"] is not None:
+            self.metrics.fallback_share.set(summary["share_taken"], tags=tags)
 
     def _refresh_hedging(self) -> None:
         """Hedge the searches of the shards that run 2 or more replicas now."""
@@ -279,6 +301,7 @@ class Ingress:
         except Exception as exc:  # the generation's application is not running (yet)
             log.error("traffic policy %s not adopted: %r", policy, exc)
             return
+        self.fallback_bar.adopt(policy)
         self._clients, self.policy = clients, policy  # clients first: routes read both
         log.info("traffic policy now %s", policy)
 

@@ -44,11 +44,13 @@ class Route:
     fallback: GenerationClient | None = None
     shadow: GenerationClient | None = None
     policy: TrafficPolicy | None = None
+    fallback_bar: float = 0.0  # the policy's fixed bar, or the one its share gives now
 
     def fallback_for(self, first: Answer, metric: str) -> GenerationClient | None:
         """The generation to ask instead of `first`: the fallback when the policy finds `first`
         low-confidence, else None."""
-        if self.policy is None or not self.policy.low_confidence(first.top_score, metric):
+        policy = self.policy
+        if policy is None or not policy.low_confidence(first.top_score, metric, self.fallback_bar):
             return None
         return self.fallback
 
@@ -76,6 +78,7 @@ class Served:
     answer: Answer
     role: Role
     fallback_from: str | None = None
+    first_top_score: float | None = None  # of the route's own answer, fallback or not
 
 
 async def serve_plans(plans: Sequence[QueryPlan], metric: str) -> list[Served | ServeError]:
@@ -83,7 +86,9 @@ async def serve_plans(plans: Sequence[QueryPlan], metric: str) -> list[Served | 
     fallback's when the policy finds it low-confidence and the fallback can answer."""
     firsts = await _run_each([(plan.route.answer, plan) for plan in plans])
     served: list[Served | ServeError] = [
-        first if isinstance(first, ServeError) else Served(first, plan.route.role)
+        first
+        if isinstance(first, ServeError)
+        else Served(first, plan.route.role, first_top_score=first.top_score)
         for plan, first in zip(plans, firsts, strict=True)
     ]
     retries = [
@@ -101,7 +106,9 @@ async def serve_plans(plans: Sequence[QueryPlan], metric: str) -> list[Served | 
         else:
             first = firsts[position]
             assert isinstance(first, Answer)
-            served[position] = Served(second, "fallback", fallback_from=first.generation)
+            served[position] = Served(
+                second, "fallback", fallback_from=first.generation, first_top_score=first.top_score
+            )
     return served
 
 

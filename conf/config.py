@@ -53,15 +53,23 @@ class BrokerConfig:
     request_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000
     close_timeout_s: float = 5.0
+    # The longest the broker holds a consumer's fetch that found no record (streams/kafka_io.py
+    # says why it is short): the local broker answers a fetch late even when records arrive.
+    fetch_max_wait_ms: int = 100
 
     @property
     def is_local(self) -> bool:
         return self.bootstrap == "local"
 
     def __post_init__(self) -> None:
-        # kafka-python's consumer needs request_timeout_ms > fetch_max_wait_ms (500 ms).
-        if self.request_timeout_ms <= 500:
-            raise ValueError(f"request_timeout_ms must be > 500, got {self.request_timeout_ms}")
+        _positive("fetch_max_wait_ms", self.fetch_max_wait_ms)
+        # kafka-python's consumer needs request_timeout_ms > fetch_max_wait_ms, and this
+        # check kept room for its default of 500 ms.
+        if self.request_timeout_ms <= max(500, self.fetch_max_wait_ms):
+            raise ValueError(
+                f"request_timeout_ms must be > max(500, fetch_max_wait_ms), "
+                f"got {self.request_timeout_ms}"
+            )
         if self.delivery_timeout_ms < self.request_timeout_ms:
             raise ValueError(
                 f"delivery_timeout_ms ({self.delivery_timeout_ms}) must be >= "
@@ -287,7 +295,10 @@ class IngestConfig:
     consumer_group: str = "pinstream-ingest"
     max_poll_records: int = 64
     poll_timeout_ms: int = 100
-    linger_ms: int = 250
+    # A poll batch closes when it holds max_poll_records or when its oldest record is this
+    # old, counted from its Kafka timestamp (streams/batch_budget.py): the share of the
+    # freshness budget a record may spend waiting for its batch to fill.
+    batch_latency_budget_ms: int = 250
     commit_interval_ms: int = 200
     embedders_min: int = 1
     embedders_max: int = 1
@@ -309,8 +320,8 @@ class IngestConfig:
         _positive("max_inflight_mib", self.max_inflight_mib)
         _positive("max_batches_per_actor", self.max_batches_per_actor)
         _positive("max_poll_records", self.max_poll_records)
-        if self.linger_ms < 0 or self.commit_interval_ms < 0:
-            raise ValueError("linger_ms and commit_interval_ms must be >= 0")
+        if self.batch_latency_budget_ms < 0 or self.commit_interval_ms < 0:
+            raise ValueError("batch_latency_budget_ms and commit_interval_ms must be >= 0")
         _positive("poll_timeout_ms", self.poll_timeout_ms)
         _positive("embedders_min", self.embedders_min)
         if self.embedders_max < self.embedders_min:

@@ -52,7 +52,7 @@ def stack(broker: LocalBroker, serve_url: str) -> Iterator[Stack]:
         .with_value("serve.recall_sample_rate", 1.0)
         .with_value("serve.fallback_window", 200)
         .with_value("serve.fallback_min_samples", 30)
-        .with_value("ingest.linger_ms", 50)
+        .with_value("ingest.batch_latency_budget_ms", 50)
     )
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
         producer.send_all([pin.event for pin in PinGenerator(seed=11, id_prefix="gen").pins(COUNT)])

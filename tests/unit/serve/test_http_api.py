@@ -152,6 +152,9 @@ def make_ingress(
             "serve.api_keys": list(keys),
             "serve.max_body_bytes": max_body_bytes,
             "storage.root": tempfile.mkdtemp(prefix="pinstream-test-"),  # its own traffic policy
+            # No sampled recall checks: they call the shards in the background, and tests
+            # here count the calls each shard gets.
+            "serve.recall_sample_rate": 0.0,
         }
     )
     failing = failing or {}

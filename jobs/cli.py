@@ -134,6 +134,11 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"
     )
     demo.add_argument("--count", type=int, default=2000)
+    demo.add_argument(
+        "--images",
+        action="store_true",
+        help="image pins: a tiny CLIP trained here embeds each pin's picture",
+    )
     demo.set_defaults(run=run_demo)
     return parser
 
@@ -277,7 +282,7 @@ def run_demo(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     from jobs.demo import run_demo_session
 
     with quiet_terminal(not args.verbose):
-        return run_demo_session(cfg, count=args.count, out=sys.stdout)
+        return run_demo_session(cfg, count=args.count, out=sys.stdout, images=args.images)
 
 
 if __name__ == "__main__":

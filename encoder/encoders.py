@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from conf.config import ModelConfig
 from encoder.clip_encoder import ClipEncoder
 from encoder.text_encoder import TextEncoder
@@ -14,6 +16,6 @@ def load_encoder(model: ModelConfig) -> Encoder:
     return ClipEncoder(model) if model.kind == "clip" else TextEncoder(model)
 
 
-def has_image_tower(encoder: Encoder) -> bool:
+def has_image_tower(encoder: Encoder) -> TypeGuard[ClipEncoder]:
     """Whether `encoder` embeds images too."""
     return isinstance(encoder, ClipEncoder)

@@ -47,12 +47,14 @@ from serve.generation import (
 from serve.generation_monitor import GenerationMonitor
 from serve.grpc_api import CallContext, GrpcApi
 from serve.http_api import create_api
+from serve.image_query import QueryImage
 from serve.metrics import IngressMetrics
 from serve.proto import pinstream_pb2 as pb
 from serve.query_plan import QueryPlan, Route, Served, serve_plans
 from serve.replica_counts import multi_replica_shards
 from serve.traffic import TrafficPolicyError, TrafficStore
 from shards.router_store import load_router
+from streams.image_fetch import ImageFetcher
 from streams.ingest_health import read_health
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class Ingress:
         self.metrics = IngressMetrics()
         self.monitor = GenerationMonitor(self.metrics)
         self.checks = AnswerChecks(self.monitor, cfg.serve.recall_sample_rate)
+        self.image_fetcher = ImageFetcher(cfg.images)  # a search's image_url: ingest's rules
         # The handles bound into the app were made by its deployer, with the deployer's
         # transport; handles this replica makes itself (other generations) take its own.
         options = handle_options(cfg.serve.throughput_mode)
@@ -131,7 +134,7 @@ class Ingress:
         return body
 
     async def search(self, request: SearchRequest) -> SearchResponse:
-        """Similar pins for a text or a vector, filtered."""
+        """Similar pins for a text, a vector or an image, filtered."""
         started = time.perf_counter()
         outcome = (await self._answer([self._search_plan(request)], started))[0]
         if isinstance(outcome, ServeError):
@@ -191,7 +194,7 @@ class Ingress:
         return outcome
 
     def _search_plan(self, request: SearchRequest, endpoint: str = "/v1/search") -> QueryPlan:
-        """The plan of a search by text or by vector (GenerationNotServed, InvalidQuery)."""
+        """The plan of a search by text, vector or image (GenerationNotServed, InvalidQuery)."""
         keep = SearchFilter.of(request.boards, request.exclude_pin_ids)
         if request.vector is not None:
             # A vector lives in one model's space: the generation it names, else the primary.
@@ -202,6 +205,15 @@ class Ingress:
                 return vector
 
             return QueryPlan(endpoint, route, given, request.k, keep)
+        if request.image_url is not None or request.image_base64 is not None:
+            image = QueryImage(
+                self.cfg.images, self.image_fetcher, request.image_url, request.image_base64
+            )
+
+            async def pictured(client: GenerationClient) -> np.ndarray:
+                return await client.encode_image(await image.pixels())
+
+            return QueryPlan(endpoint, self._route(request.generation), pictured, request.k, keep)
         text = str(request.text)
 
         async def encoded(client: GenerationClient) -> np.ndarray:

@@ -2,9 +2,10 @@
 run of many plans at once, so that a batch request costs one call per shard.
 
 A single search, a related-pins query and every query of `POST /v1/search/batch` take the same
-path: the answering generation of each plan gives its vector (encoded, sent, or an indexed
-pin's), each generation's queries go to its shards together, and the plans whose answer the
-traffic policy finds low-confidence run again, together, on the fallback.
+path: the answering generation of each plan gives its vector (a text or an image encoded, a
+vector sent, or an indexed pin's), each generation's queries go to its shards together, and
+the plans whose answer the traffic policy finds low-confidence run again, together, on the
+fallback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from serve.exceptions import PinNotIndexed, ServeError, ShardUnavailable
+from serve.exceptions import ImagesNotEmbedded, PinNotIndexed, ServeError, ShardUnavailable
 from serve.filters import SearchFilter
 from serve.generation import Answer, GenerationClient
 from serve.shard_query import ShardQuery
@@ -99,7 +100,9 @@ async def serve_plans(plans: Sequence[QueryPlan], metric: str) -> list[Served | 
     ]
     seconds = await _run_each([(fallback, plans[position]) for position, fallback in retries])
     for (position, fallback), second in zip(retries, seconds, strict=True):
-        if isinstance(second, (PinNotIndexed, ShardUnavailable)):  # e.g. pin not in it yet
+        # The fallback cannot answer this query (a pin not in it yet, an image its model does
+        # not embed): the first answer stands.
+        if isinstance(second, (PinNotIndexed, ShardUnavailable, ImagesNotEmbedded)):
             log.info("fallback %s not used: %s", fallback.generation, second)
         elif isinstance(second, ServeError):
             served[position] = second

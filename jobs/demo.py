@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import requests
 
@@ -20,8 +22,8 @@ from jobs.console import Progress
 from jobs.stack import LocalStack
 from streams.local_broker import free_loopback_port
 from streams.producer import PinProducer
-from streams.synthetic import PinGenerator
-from streams.synthetic_images import write_pin_images
+from streams.synthetic import PinGenerator, SyntheticPin
+from streams.synthetic_images import render_pin_image, write_pin_images
 
 SEARCHABLE_TIMEOUT_S = 300.0
 DEMO_FOLDER = "demo"  # under storage.root
@@ -137,6 +139,8 @@ def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO, images: bool
                 file=out,
             )
         _show_queries(url, generator, pins[0].event.pin_id, out)
+        if images:
+            _show_image_query(url, PinGenerator(seed=7, id_prefix="unseen").pins(1)[0], out)
         print("stopping ...", file=out, flush=True)
     print("demo finished", file=out)
     return 0
@@ -182,4 +186,20 @@ def _show_queries(url: str, generator: PinGenerator, pin_id: str, out: TextIO) -
     title = requests.get(f"{url}/v1/pins/{pin_id}", timeout=30).json()["title"]
     print(f"\nrelated to {pin_id} ({title!r}):", file=out)
     for hit in related["results"]:
+        print(f"  {hit['score']:.3f}  {hit['title']}", file=out)
+
+
+def _show_image_query(url: str, pin: SyntheticPin, out: TextIO) -> None:
+    """Search by the picture of a pin the index has never seen: its style's pins should come."""
+    encoded = io.BytesIO()
+    render_pin_image(pin, seed=2026).save(encoded, "PNG")
+    body: dict[str, Any] = {"image_base64": base64.b64encode(encoded.getvalue()).decode(), "k": 5}
+    response = requests.post(f"{url}/v1/search", json=body, timeout=30)
+    response.raise_for_status()
+    found = response.json()
+    print(
+        f"\nsearch by the picture of an unseen {pin.style} pin ({found['took_ms']:.1f} ms):",
+        file=out,
+    )
+    for hit in found["results"]:
         print(f"  {hit['score']:.3f}  {hit['title']}", file=out)

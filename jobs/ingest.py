@@ -103,7 +103,7 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=reader_cpus,
-        concurrency=partitions,
+        compute=ray.data.TaskPoolStrategy(size=partitions),
     )
     if cfg.images.enabled:  # each pin's image fetched and decoded on CPU workers, bounded
         dataset = dataset.map_batches(

@@ -109,12 +109,21 @@ class Embedder:
         records = records.drop_columns([c for c in (IMAGE_COLUMN,) if c in records.column_names])
         texts = records.column("text").to_pylist()
         with_text = [i for i, t in enumerate(texts) if t is not None]
-        dim = self.encoder.dim
-        vectors, reasons = encode_isolating(self.encoder.encode, [texts[i] for i in with_text], dim)
-        pictured = [row for row, i in enumerate(with_text) if has_image[i]]
-        if pictured and isinstance(self.encoder, ClipEncoder):
+        clip = self.encoder if isinstance(self.encoder, ClipEncoder) else None
+        pictured = [row for row, i in enumerate(with_text) if has_image[i]] if clip else []
+        # A picture's vector alone (image_weight 1) needs no text vector: none is computed.
+        only_picture = set(pictured) if self.model.image_weight == 1.0 else set()
+        needs_text = [row for row in range(len(with_text)) if row not in only_picture]
+        vectors = np.zeros((len(with_text), self.encoder.dim), dtype=np.float32)
+        reasons: list[str | None] = [None] * len(with_text)
+        vectors[needs_text], text_reasons = encode_isolating(
+            self.encoder.encode, [texts[with_text[row]] for row in needs_text], self.encoder.dim
+        )
+        for row, reason in zip(needs_text, text_reasons, strict=True):
+            reasons[row] = reason
+        if clip is not None and pictured:
             vectors[pictured], image_reasons = self._image_vectors(
-                self.encoder, images[[with_text[row] for row in pictured]], vectors[pictured]
+                clip, images[[with_text[row] for row in pictured]], vectors[pictured]
             )
             for row, reason in zip(pictured, image_reasons, strict=True):
                 reasons[row] = reasons[row] or reason

@@ -21,7 +21,8 @@ actor, which loads the model, and refuses to shrink for 10 s after growing, so a
 never settles at its minimum and keeps starting actors. No setting tells the two apart (the
 threshold must stay <= the slots per actor for the pool to grow at all), so Ray's own
 requests to grow are let through only once batches have waited in the embedder's input
-queue at every step for `backlog_delay_s`: a backlog, in the pool's own terms.
+queue at every step for `backlog_delay_s` while actors were running: a backlog, in the
+pool's own terms.
 
 What it relies on (tests/unit/jobs/test_embedder_pool.py fails when any of it changes): the
 executor's `_actor_autoscaler`, `_topology`, `_resource_manager` and `_data_context`;
@@ -117,7 +118,9 @@ class _FlooredAutoscaler(BacklogAwareActorAutoscaler):
                     actor_pool.scale(request)
                     continue
                 now = time.monotonic()
-                if state.total_enqueued_input_blocks() == 0:
+                # Batches queued while no actor runs (the first one loading its model) say
+                # nothing about the pool's capacity: they are taken at once when it is ready.
+                if state.total_enqueued_input_blocks() == 0 or not actor_pool.num_running_actors():
                     self._waiting_since = None
                 elif self._waiting_since is None:
                     self._waiting_since = now
@@ -149,11 +152,11 @@ def steered(
     if request.force:  # the execution is ending: Ray releases every actor
         return request
     floor = min(max(floor, min_size), max_size)
-    if size < floor and size + request.delta < floor:
+    if size < floor and not (backlog and size + request.delta > floor):
         return ActorPoolScalingRequest.upscale(
             delta=floor - size, reason=f"below the job's floor of {floor} actors"
         )
-    if request.delta > 0 and size >= floor and not backlog:
+    if request.delta > 0 and not backlog:
         return ActorPoolScalingRequest.no_op(reason=f"no lasting backlog ({request.reason})")
     if request.delta < 0 and size + request.delta < floor:
         if size > floor:

@@ -35,9 +35,11 @@ def test_below_the_floor_the_pool_grows_to_it_whatever_ray_asked() -> None:
         assert got.delta == 2 and "floor of 3" in (got.reason or "")
 
 
-def test_a_larger_request_of_ray_passes_on_a_backlog() -> None:
+def test_a_larger_request_of_ray_passes_on_a_backlog_only() -> None:
     big = ActorPoolScalingRequest.upscale(delta=3, reason="utilization of 2.0 >= 1.75")
     assert steered(big, size=1, min_size=1, max_size=4, floor=2, backlog=True) is big
+    floor = steered(big, size=1, min_size=1, max_size=4, floor=2, backlog=False)
+    assert floor.delta == 1 and "floor of 2" in (floor.reason or "")
 
 
 def test_ray_grows_the_pool_above_the_floor_only_on_a_lasting_backlog() -> None:

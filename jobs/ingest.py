@@ -31,15 +31,14 @@ from ray.exceptions import RayError
 from conf.config import PinstreamConfig
 from encoder.embedder import Embedder
 from jobs.embedder_pool import EmbedderPool
-from jobs.ingest_freshness import FreshnessWindow
 from jobs.ingest_metrics import IngestMetrics
-from jobs.pool_scaling import PoolScalingRule, PoolSignal, ScalingDecision, lag_seconds
+from jobs.ingest_scaling import IngestScaling
 from shards.router_store import load_router
 from streams.checkpoint import Checkpoint
 from streams.dead_letter import DeadLetter, DeadLetterWriter
 from streams.embeddings_log import EmbeddingsLogWriter, log_rows
 from streams.exceptions import StreamError
-from streams.ingest_health import IngestHealth, PoolReport, State, write_health
+from streams.ingest_health import IngestHealth, State, write_health
 from streams.kafka_io import KafkaClientSettings, assigned_consumer, committed_positions
 from streams.kafka_source import KafkaSource
 from streams.parse_stage import ParseEvents
@@ -149,26 +148,13 @@ class IngestJob:
         # Centroid routing: refused here, before any read, when the generation has no router.
         self._router = load_router(cfg)
         settings = cfg.ingest
-        self.pool = EmbedderPool(
+        pool = EmbedderPool(
             EMBEDDER_OPERATOR,
             settings.embedders_min,
             settings.embedders_max,
             backlog_delay_s=settings.pool_upscale_delay_s,
         )
-        self._freshness = FreshnessWindow(settings.freshness_window_s)
-        self._lag: dict[int, int] = {}
-        self._rule = (
-            PoolScalingRule(
-                settings.freshness_slo_p99_s,
-                settings.embedders_min,
-                settings.embedders_max,
-                settings.pool_upscale_delay_s,
-                settings.pool_downscale_delay_s,
-            )
-            if settings.freshness_slo_p99_s > 0
-            else None
-        )
-        self.last_decision: ScalingDecision | None = None  # the rule's last move of the floor
+        self.scaling = IngestScaling(settings, pool)
 
     def stop(self, drain_s: float = 0.0) -> None:
         """Ask the job to return after the batch in hand or, with `drain_s`, once the stream
@@ -234,7 +220,7 @@ class IngestJob:
                 committer, cfg.topics.pins, start, [embeddings, dead_letters], self._client
             )
             self._commit(checkpoint, force=True)
-            pipeline = build_pipeline(cfg, start, self.idle_stop_s, self.pool)
+            pipeline = build_pipeline(cfg, start, self.idle_stop_s, self.scaling.pool)
             self._consume(pipeline, checkpoint, committer, embeddings, dead_letters)
 
     def _consume(
@@ -288,8 +274,8 @@ class IngestJob:
             events=self.stats.events,
             dead_letters=self.stats.dead_letters,
             committed=dict(self.stats.committed),
-            lag=dict(self._lag),
-            pool=self._pool_report(),
+            lag=self.scaling.lag,
+            pool=self.scaling.report(),
         )
         try:
             write_health(self.cfg.storage.root, self.health)
@@ -298,51 +284,24 @@ class IngestJob:
 
     def _report_progress(self, committer: KafkaConsumer, checkpoint: Checkpoint) -> None:
         committed = checkpoint.tracker.committable()
-        lag = self._lag = _lag(committer, self.cfg.topics.pins, committed, self._client)
+        lag = _lag(committer, self.cfg.topics.pins, committed, self._client)
+        self.scaling.measured_lag(lag)
         self._report(self.health.state, self.health.reason)
         if self._metrics is not None:
             self._metrics.record_lag(lag)
             if self.health.pool is not None:
                 self._metrics.record_pool(self.health.pool)
-        log.info("ingest: %s lag=%s pool=%s", self.stats, lag, self.pool.size)
-
-    def _lag_s(self) -> float:
-        return lag_seconds(sum(self._lag.values()), self._freshness.rate())
+        log.info("ingest: %s lag=%s pool=%s", self.stats, lag, self.scaling.pool.size)
 
     def _steer_pool(self) -> None:
         """Set the embedder pool's floor by the freshness rule; report when it moves."""
-        if self._rule is None:
+        decision = self.scaling.steer()
+        if decision is None:
             return
-        size = self.pool.size
-        decision = self._rule.decide(
-            PoolSignal(self._freshness.p99(), self._lag_s(), size.running + size.pending)
-        )
-        self.pool.set_floor(decision.floor)
-        if decision.action == "hold":
-            return
-        self.last_decision = decision
         log.info("ingest: embedder pool %s", decision.describe())
         if self._metrics is not None:
             self._metrics.record_decision(decision)
         self._report(self.health.state, self.health.reason)
-
-    def _pool_report(self) -> PoolReport:
-        pool, decision, move = self.pool, self.last_decision, self.pool.last_move
-        lag_s = self._lag_s()
-        return PoolReport(
-            running=pool.size.running,
-            pending=pool.size.pending,
-            floor=pool.floor,
-            min_size=pool.min_size,
-            max_size=pool.max_size,
-            slo_p99_s=self.cfg.ingest.freshness_slo_p99_s,
-            freshness_p99_s=self._freshness.p99(),
-            lag_s=None if lag_s == float("inf") else lag_s,
-            decision=None if decision is None else decision.describe(),
-            decided_at=None if decision is None else decision.at,
-            move=None if move is None else f"{move.delta:+d} actors: {move.reason}",
-            moved_at=None if move is None else move.at,
-        )
 
     def _write(
         self, records: pa.Table, embeddings: EmbeddingsLogWriter, dead_letters: DeadLetterWriter
@@ -374,7 +333,7 @@ class IngestJob:
                 dim=self.cfg.shards.dim,
             )
             embeddings.write(rows)
-        self._freshness.observe(records.num_rows, good.column("event_time").to_pylist())
+        self.scaling.written(records.num_rows, good.column("event_time").to_pylist())
         deletes = sum(1 for op in good.column("op").to_pylist() if op == "delete")
         self.stats.events += records.num_rows
         self.stats.dead_letters += records.num_rows - good.num_rows

@@ -72,23 +72,23 @@ def test_the_pool_grows_on_a_backlog_and_shrinks_on_an_idle_stream(
     job = IngestJob(cfg)
     with running(job) as result:
         wait_until(
-            lambda: job.pool.size.running >= 2 and alive_embedders() >= 2,
+            lambda: job.scaling.pool.size.running >= 2 and alive_embedders() >= 2,
             120,
             "a second embedder on the backlog",
         )
-        grew = job.pool.last_move
+        grew = job.scaling.pool.last_move
         assert grew is not None and grew.delta > 0 and "utilization" in grew.reason, grew
         wait_until(lambda: job.stats.events == len(events), 120, "every event ingested")
         # Idle now: only empty heartbeat batches flow, and Ray Data removes idle actors
         # (10 s after it last grew the pool).
         wait_until(
-            lambda: job.pool.size == PoolSize(1, 0) and alive_embedders() == 1,
+            lambda: job.scaling.pool.size == PoolSize(1, 0) and alive_embedders() == 1,
             60,
             "the idle pool back at one actor",
         )
-        shrank = job.pool.last_move
+        shrank = job.scaling.pool.last_move
         assert shrank is not None and shrank.delta < 0, shrank
-        holds(lambda: job.pool.size == PoolSize(1, 0), 6.0, "an idle pool of one")
+        holds(lambda: job.scaling.pool.size == PoolSize(1, 0), 6.0, "an idle pool of one")
     live, rows = fold_log(cfg)
     assert live == oracle_fold(events)
     assert rows == len(events)  # nothing lost, nothing doubled
@@ -124,18 +124,18 @@ def test_late_events_grow_the_pool_before_a_backlog_then_it_shrinks_back(
                 sent.append(pin.event)
 
     with running(job) as result:
-        wait_until(lambda: job.pool.size == PoolSize(1, 0), 120, "the first embedder ready")
+        wait_until(lambda: job.scaling.pool.size == PoolSize(1, 0), 120, "the first embedder ready")
         producing = threading.Thread(target=trickle, daemon=True)
         producing.start()
         try:
             wait_until(
-                lambda: job.pool.size.running == 2 and alive_embedders() == 2,
+                lambda: job.scaling.pool.size.running == 2 and alive_embedders() == 2,
                 120,
                 "a second embedder on late events",
             )
-            up = job.last_decision
+            up = job.scaling.last_decision
             assert up is not None and (up.action, up.cause, up.floor) == ("up", "freshness", 2)
-            grew = job.pool.last_move
+            grew = job.scaling.pool.last_move
             assert grew is not None and "floor of 2" in grew.reason, grew  # not utilisation
             health = read_health(cfg.storage.root)
             assert health is not None and health.pool is not None
@@ -148,11 +148,11 @@ def test_late_events_grow_the_pool_before_a_backlog_then_it_shrinks_back(
         # Fresh again (nothing late written for the window): the floor drops after the
         # downscale delay, and Ray Data removes the idle actor above it.
         wait_until(
-            lambda: job.pool.size == PoolSize(1, 0) and alive_embedders() == 1,
+            lambda: job.scaling.pool.size == PoolSize(1, 0) and alive_embedders() == 1,
             60,
             "the pool back at one actor",
         )
-        down = job.last_decision
+        down = job.scaling.last_decision
         assert down is not None and (down.action, down.floor) == ("down", 1), down
         health = read_health(cfg.storage.root)
         assert health is not None and health.pool is not None

@@ -264,8 +264,12 @@ class IngestJob:
             self._report("running")
 
     def _report(self, state: State, reason: str | None = None) -> None:
-        """Publish the job's health: state changes at once, progress every few seconds."""
+        """Publish the job's health: state changes and pool moves at once, progress every few
+        seconds."""
         since = self.health.since if state == self.health.state else time.time()
+        pool = self.scaling.report()
+        if self._metrics is not None:
+            self._metrics.record_pool(pool)
         self.health = IngestHealth(
             state=state,
             reason=reason,
@@ -275,7 +279,7 @@ class IngestJob:
             dead_letters=self.stats.dead_letters,
             committed=dict(self.stats.committed),
             lag=self.scaling.lag,
-            pool=self.scaling.report(),
+            pool=pool,
         )
         try:
             write_health(self.cfg.storage.root, self.health)
@@ -289,8 +293,6 @@ class IngestJob:
         self._report(self.health.state, self.health.reason)
         if self._metrics is not None:
             self._metrics.record_lag(lag)
-            if self.health.pool is not None:
-                self._metrics.record_pool(self.health.pool)
         log.info("ingest: %s lag=%s pool=%s", self.stats, lag, self.scaling.pool.size)
 
     def _steer_pool(self) -> None:

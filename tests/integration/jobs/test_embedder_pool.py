@@ -25,6 +25,7 @@ from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 from tests.integration.conftest import unique_config
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
+from tests.integration.serve.test_query_api import prometheus_lines
 from tests.waiting import holds, wait_until
 
 SMALL_POOL = {
@@ -32,6 +33,29 @@ SMALL_POOL = {
     "ingest.embedder_num_cpus": 0.25,
     "ingest.pool_upscale_delay_s": 1.0,
 }
+
+
+# Prometheus series (by Ray's metrics agent, prefixed ray_) and tags each must carry.
+UP_METRICS = {
+    "ray_pinstream_ingest_pool_decisions_total": ('action="up"', 'cause="freshness"'),
+    "ray_pinstream_ingest_pool_last_decision_timestamp_seconds": ('action="up"',),
+    "ray_pinstream_ingest_freshness_slo_seconds": (),
+    "ray_pinstream_ingest_freshness_p99_seconds": (),
+    "ray_pinstream_ingest_lag_seconds": (),
+    "ray_pinstream_ingest_pool_actors": ('state="floor"',),
+}
+DOWN_METRICS = {"ray_pinstream_ingest_pool_decisions_total": ('action="down"', 'cause="within"')}
+
+
+def exported(lines: list[str], topic: str, wanted: dict[str, tuple[str, ...]]) -> bool:
+    """Whether every wanted series of `topic` is among Prometheus's `lines`."""
+    return all(
+        any(
+            line.startswith(name) and all(tag in line for tag in (f'topic="{topic}"', *tags))
+            for line in lines
+        )
+        for name, tags in wanted.items()
+    )
 
 
 def alive_embedders() -> int:
@@ -142,6 +166,12 @@ def test_late_events_grow_the_pool_before_a_backlog_then_it_shrinks_back(
             assert health.pool.slo_p99_s == 3.0 and health.pool.floor == 2
             assert health.pool.decision is not None and "freshness p99" in health.pool.decision
             assert sum(health.lag.values()) < 30, health.lag  # no backlog to speak of
+            # While late pins flow (the freshness gauge is only set while there is one).
+            wait_until(
+                lambda: exported(prometheus_lines(), cfg.topics.pins, UP_METRICS),
+                60,
+                "the pool's metrics in Prometheus",
+            )
         finally:
             quiet.set()
             producing.join(10.0)
@@ -157,6 +187,11 @@ def test_late_events_grow_the_pool_before_a_backlog_then_it_shrinks_back(
         health = read_health(cfg.storage.root)
         assert health is not None and health.pool is not None
         assert health.pool.decision is not None and health.pool.decision.startswith("down to 1")
+        wait_until(
+            lambda: exported(prometheus_lines(), cfg.topics.pins, DOWN_METRICS),
+            60,
+            "the floor's move down in Prometheus",
+        )
     live, rows = fold_log(cfg)
     assert live == oracle_fold(sent)
     assert rows == len(sent)

@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from jobs.ingest_freshness import FreshnessWindow
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import ManualClock
 
 
 def test_p99_and_rate_over_the_window_and_old_batches_age_out() -> None:
-    clock = Clock(1000.0)
+    clock = ManualClock(1000.0)
     window = FreshnessWindow(10.0, clock=clock)
     assert window.p99() is None and window.rate() == 0.0
     clock.now = 1002.0
@@ -35,7 +28,7 @@ def test_p99_and_rate_over_the_window_and_old_batches_age_out() -> None:
 
 
 def test_records_without_an_event_time_count_for_the_rate_only() -> None:
-    clock = Clock(50.0)
+    clock = ManualClock(50.0)
     window = FreshnessWindow(5.0, clock=clock)
     clock.now = 55.0
     window.observe(3, [0, 0])  # two deletes without a time and a dead letter

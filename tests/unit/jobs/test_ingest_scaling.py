@@ -6,15 +6,7 @@ from __future__ import annotations
 from conf.config import IngestConfig
 from jobs.embedder_pool import EmbedderPool
 from jobs.ingest_scaling import STEER_EVERY_S, IngestScaling
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.clock import ManualClock
 
 SETTINGS = IngestConfig(
     embedders_min=1,
@@ -26,17 +18,17 @@ SETTINGS = IngestConfig(
 )
 
 
-def scaling(clock: Clock, settings: IngestConfig = SETTINGS) -> IngestScaling:
+def scaling(clock: ManualClock, settings: IngestConfig = SETTINGS) -> IngestScaling:
     pool = EmbedderPool("MapBatches(Embedder)", 1, 3, backlog_delay_s=1.0)
     return IngestScaling(settings, pool, clock=clock)
 
 
-def late_batch(clock: Clock, job: IngestScaling, age_s: float = 8.0) -> None:
+def late_batch(clock: ManualClock, job: IngestScaling, age_s: float = 8.0) -> None:
     job.written(4, [int((clock.now - age_s) * 1000)] * 4)
 
 
 def test_late_writes_raise_the_floor_and_the_report_says_why() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     job = scaling(clock)
     late_batch(clock, job)
     assert job.steer() is None  # the breach has to last the upscale delay
@@ -53,7 +45,7 @@ def test_late_writes_raise_the_floor_and_the_report_says_why() -> None:
 
 
 def test_the_rule_runs_at_most_every_half_second() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     job = scaling(clock)
     late_batch(clock, job)
     job.steer()
@@ -67,7 +59,7 @@ def test_the_rule_runs_at_most_every_half_second() -> None:
 
 
 def test_an_idle_stream_brings_the_floor_back_after_the_downscale_delay() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     job = scaling(clock)
     late_batch(clock, job)
     job.steer()
@@ -83,7 +75,7 @@ def test_an_idle_stream_brings_the_floor_back_after_the_downscale_delay() -> Non
 
 
 def test_lag_with_nothing_written_reads_as_stalled_and_breaks_the_slo() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     job = scaling(clock)
     job.measured_lag({0: 50, 1: 0})
     assert job.lag == {0: 50, 1: 0}
@@ -97,7 +89,7 @@ def test_lag_with_nothing_written_reads_as_stalled_and_breaks_the_slo() -> None:
 
 
 def test_no_slo_leaves_the_floor_at_the_minimum() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     job = scaling(clock, IngestConfig(embedders_min=1, embedders_max=3, freshness_slo_p99_s=0))
     for _ in range(10):
         late_batch(clock, job, age_s=60.0)

@@ -7,17 +7,10 @@ import math
 import pytest
 
 from jobs.pool_scaling import PoolScalingRule, PoolSignal, lag_seconds
+from tests.clock import ManualClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def rule(clock: Clock, min_size: int = 1, max_size: int = 4) -> PoolScalingRule:
+def rule(clock: ManualClock, min_size: int = 1, max_size: int = 4) -> PoolScalingRule:
     return PoolScalingRule(
         slo_p99_s=3.0,
         min_size=min_size,
@@ -36,7 +29,7 @@ CALM = PoolSignal(freshness_p99_s=1.0, lag_s=0.5, size=1)
 
 
 def test_a_breach_grows_the_floor_only_once_it_has_lasted_the_upscale_delay() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock)
     first = scaling.decide(late())
     assert (first.action, first.floor, first.cause) == ("hold", 1, "freshness")
@@ -50,7 +43,7 @@ def test_a_breach_grows_the_floor_only_once_it_has_lasted_the_upscale_delay() ->
 
 
 def test_each_step_restarts_the_delay_and_the_floor_stops_at_max() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock, max_size=3)
     floors = []
     for second in range(0, 31):
@@ -64,7 +57,7 @@ def test_each_step_restarts_the_delay_and_the_floor_stops_at_max() -> None:
 
 
 def test_the_floor_grows_from_the_pool_size_when_ray_has_grown_the_pool() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock)
     scaling.decide(late(size=3))
     clock.now = 5.0
@@ -72,7 +65,7 @@ def test_the_floor_grows_from_the_pool_size_when_ray_has_grown_the_pool() -> Non
 
 
 def test_lag_at_the_current_rate_breaks_the_slo_too() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock)
     scaling.decide(late(p99=1.0, lag_s=10.0))
     clock.now = 5.0
@@ -82,7 +75,7 @@ def test_lag_at_the_current_rate_breaks_the_slo_too() -> None:
 
 
 def test_a_recovery_before_the_delay_cancels_the_breach() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock)
     scaling.decide(late())
     clock.now = 4.0
@@ -94,7 +87,7 @@ def test_a_recovery_before_the_delay_cancels_the_breach() -> None:
 
 
 def test_the_floor_drops_one_step_per_downscale_delay_well_within_the_slo() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock)
     for second in (0.0, 5.0, 10.0):
         clock.now = second
@@ -110,7 +103,7 @@ def test_the_floor_drops_one_step_per_downscale_delay_well_within_the_slo() -> N
 
 
 def test_within_but_not_well_within_holds_the_floor_and_restarts_the_calm() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock)
     for second in (0.0, 5.0):
         clock.now = second
@@ -125,7 +118,7 @@ def test_within_but_not_well_within_holds_the_floor_and_restarts_the_calm() -> N
 
 
 def test_nothing_written_is_well_within() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     scaling = rule(clock)
     for second in (0.0, 5.0):
         clock.now = second

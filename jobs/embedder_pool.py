@@ -92,7 +92,12 @@ class EmbedderPool:
 
         return KeepFloor
 
-    def _observe(self, actor_pool: AutoscalingActorPool, request: Any, applied: int | None) -> None:
+    def _observe(
+        self,
+        actor_pool: AutoscalingActorPool,
+        request: ActorPoolScalingRequest,
+        applied: int | None,
+    ) -> None:
         self.size = PoolSize(actor_pool.num_running_actors(), actor_pool.num_pending_actors())
         if applied:
             self.last_move = PoolMove(applied, request.reason or "", time.time())

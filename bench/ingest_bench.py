@@ -2,11 +2,16 @@
 
     python -m bench.ingest_bench [--count 1500] [--repeats 3] [--out bench/results/ingest.json]
 
-Same model, batch size and machine, in the same run. Freshness is measured at half
-the sustainable rate, from each event's event_time to the moment a shard replica
-applies it: percentiles from the Serve replicas' own window (read through /healthz),
-and every sample (`series.freshness_s`, plotted by `python -m bench.report`) from one
-more replica per shard in this process, the same class tailing the same log.
+Same model, batch size and machine, in the same run. Two figures, one per regime:
+throughput under a backlog (every pin in the topic before the job starts) as a ratio to
+the raw encoder, and freshness at half the sustainable rate, from each event's event_time
+to the moment a shard replica applies it: percentiles from the Serve replicas' own window
+(read through /healthz), and every sample (`series.freshness_s`, plotted by
+`python -m bench.report`) from one more replica per shard in this process, the same class
+tailing the same log. For each regime it also reports the poll batches the pipeline formed
+(`ingest.batch_latency_budget_ms` sizes them: full under the backlog, small at half rate),
+and at half rate how much of the freshness the ingest job took (event_time to the driver's
+write of the record to the embeddings log); the rest is the log and the replica's tail.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import ray
 import requests
 from ray import serve
@@ -63,23 +69,52 @@ def raw_encoder_rate(cfg: PinstreamConfig, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def pipeline_rate(bootstrap: str, count: int) -> float:
-    """Embedded pins/s of the ingest job, steady state: from its first written batch to its last."""
+class WriteLog:
+    """Watches an ingest job's writes: when each poll batch was written, its size, and how
+    long after its event each record reached the embeddings log."""
+
+    def __init__(self, job: IngestJob) -> None:
+        self.stamps: list[tuple[float, int]] = []  # (perf_counter after the write, records)
+        self.ingest_s: list[float] = []
+        write = job._write
+
+        def timed_write(records, embeddings, dead_letters) -> None:
+            write(records, embeddings, dead_letters)
+            self.stamps.append((time.perf_counter(), records.num_rows))
+            written_ms = now_ms()
+            self.ingest_s.extend(
+                (written_ms - t) / 1000 for t in records.column("event_time").to_pylist() if t
+            )
+
+        job._write = timed_write  # type: ignore[method-assign]
+
+    def batch_sizes(self, max_records: int) -> dict:
+        """The poll batches written: how many, their mean and largest size, the share full."""
+        sizes = [n for _, n in self.stamps]
+        return {
+            "batches": len(sizes),
+            "mean": round(statistics.fmean(sizes), 2) if sizes else None,
+            "p50": statistics.median(sizes) if sizes else None,
+            "max": max(sizes, default=None),
+            "full_share": round(sum(n >= max_records for n in sizes) / len(sizes), 3)
+            if sizes
+            else None,
+        }
+
+
+def pipeline_rate(bootstrap: str, count: int) -> tuple[float, dict]:
+    """Embedded pins/s of the ingest job under a backlog, steady state (from its first written
+    batch to its last), and the batches it formed."""
     cfg = fresh_config(bootstrap)
     with PinProducer(bootstrap, cfg.topics.pins) as producer:
         producer.send_all(p.event for p in PinGenerator(seed=9).pins(count))
     job = IngestJob(cfg, idle_stop_s=2.0)
-    stamps: list[tuple[float, int]] = []
-    write = job._write
-
-    def timed_write(records, embeddings, dead_letters) -> None:
-        write(records, embeddings, dead_letters)
-        stamps.append((time.perf_counter(), records.num_rows))
-
-    job._write = timed_write  # type: ignore[method-assign]
+    writes = WriteLog(job)
     job.run()
+    stamps = writes.stamps
     rows_after_first = sum(n for _, n in stamps[1:])
-    return rows_after_first / (stamps[-1][0] - stamps[0][0])
+    rate = rows_after_first / (stamps[-1][0] - stamps[0][0])
+    return rate, writes.batch_sizes(cfg.ingest.max_poll_records)
 
 
 class RecordingFreshness(FreshnessTracker):
@@ -101,6 +136,7 @@ def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
     serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix=prefix, blocking=False)
     url = f"http://127.0.0.1:{cfg.serve.port}{prefix}"
     job = IngestJob(cfg)
+    writes = WriteLog(job)
     runner = threading.Thread(target=job.run, daemon=True)
     runner.start()
     generator = PinGenerator(seed=17, id_prefix="fresh")
@@ -114,6 +150,8 @@ def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
         trackers = [RecordingFreshness(shard) for shard in range(cfg.shards.count)]
         for probe, tracker in zip(probes, trackers, strict=True):
             probe.freshness = tracker  # after catching up: the warm-up pin is not a sample
+        writes.stamps.clear()  # the warm-up pin's batch is not one of the run's
+        writes.ingest_s.clear()
         started = time.monotonic()
         for i in range(total):
             delay = started + i / rate - time.monotonic()
@@ -130,6 +168,7 @@ def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
     runner.join(timeout=30)
     serve.delete(cfg.serve.app_name)
     per_shard = [s["freshness"] for s in shards]
+    p50_ingest, p99_ingest = _percentiles(writes.ingest_s)
     return {
         "rate_per_s": rate,
         "seconds": seconds,
@@ -137,8 +176,17 @@ def freshness(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
         "per_shard": per_shard,
         "p50_s_worst_shard": max(f["p50_s"] for f in per_shard),
         "p99_s_worst_shard": max(f["p99_s"] for f in per_shard),
+        "ingest_job_s": {"p50_s": p50_ingest, "p99_s": p99_ingest, "samples": len(writes.ingest_s)},
+        "batch_sizes": writes.batch_sizes(cfg.ingest.max_poll_records),
         "samples_s": [round(x, 4) for t in trackers for x in t.every_sample],
     }
+
+
+def _percentiles(samples: list[float]) -> tuple[float | None, float | None]:
+    if not samples:
+        return None, None
+    p50, p99 = np.percentile(np.array(samples), [50, 99])
+    return round(float(p50), 3), round(float(p99), 3)
 
 
 def _wait_samples(trackers: list[RecordingFreshness], expected: int, timeout_s: float = 60) -> None:
@@ -179,7 +227,8 @@ def main() -> None:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         try:
             raw = [raw_encoder_rate(base, texts) for _ in range(args.repeats)]
-            pipe = [pipeline_rate(broker.bootstrap, args.count) for _ in range(args.repeats)]
+            runs = [pipeline_rate(broker.bootstrap, args.count) for _ in range(args.repeats)]
+            pipe = [rate for rate, _ in runs]
             sustainable = statistics.median(pipe)
             fresh = freshness(broker.bootstrap, port, sustainable / 2, args.fresh_seconds)
         finally:
@@ -188,7 +237,16 @@ def main() -> None:
     ratio = sustainable / statistics.median(raw)
     samples = fresh.pop("samples_s")
     model = {"model": base.model.name, "batch_size": base.ingest.max_poll_records}
-    at_rate = {"rate_per_s": fresh["rate_per_s"], "shards": base.shards.count}
+    budget = {
+        "max_poll_records": base.ingest.max_poll_records,
+        "batch_latency_budget_ms": base.ingest.batch_latency_budget_ms,
+    }
+    at_rate = {"rate_per_s": fresh["rate_per_s"], "shards": base.shards.count, **budget}
+    # Under the backlog, the batches of the run nearest the median; at half rate, the run's.
+    sizes = {
+        "backlog": min(runs, key=lambda run: abs(run[0] - sustainable))[1],
+        "half_rate": fresh["batch_sizes"],
+    }
     result = {
         "schema": "pinstream.bench/1",
         "benchmark": "ingest",
@@ -201,6 +259,7 @@ def main() -> None:
         "raw_encoder_sentences_per_s": {"runs": raw, "median": statistics.median(raw)},
         "pipeline_pins_per_s": {"runs": pipe, "median": sustainable},
         "throughput_ratio_to_raw_encoder": ratio,
+        "batch_sizes": {"conditions": budget, **sizes},
         "figures": {
             "throughput_ratio_to_raw_encoder": {
                 "value": ratio,
@@ -239,6 +298,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2))
+    print(
+        f"throughput under a backlog: {ratio:.2f} x the raw encoder, batches of "
+        f"{sizes['backlog']['mean']} ({sizes['backlog']['full_share']:.0%} full); "
+        f"freshness at {fresh['rate_per_s']:.1f} pins/s: p50 {fresh['p50_s_worst_shard']} s, "
+        f"p99 {fresh['p99_s_worst_shard']} s, batches of {sizes['half_rate']['mean']}"
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from encoder.embedder import set_torch_threads
 from encoder.text_encoder import TextEncoder
 from jobs.stack import create_topics
 from serve.app import build_app
-from serve.data_path import use_throughput_mode
+from serve.data_path import use_serve_environment
 from serve.filters import search_state
 from shards.shard_state import ShardState
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
@@ -416,7 +416,7 @@ def serve_modes(
     modes: dict[str, Any] = {}
     paced: dict[str, Any] = {}
     sweep_points: list[dict[str, Any]] = []
-    use_throughput_mode(cfg.serve.throughput_mode)  # as the stack starts its Ray
+    use_serve_environment(cfg.serve)  # as the stack starts its Ray
     ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
     port = free_loopback_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

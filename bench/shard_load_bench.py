@@ -39,7 +39,7 @@ from bench.run_header import machine, run_header
 from bench.shards_bench import K, bench_rows, direct_index, make_data
 from conf.config import PinstreamConfig, load_config
 from jobs.stack import create_topics
-from serve.data_path import use_throughput_mode
+from serve.data_path import use_serve_environment
 from serve.shard_query import ShardQuery
 from serve.shard_replica import ShardReplica
 from shards.shard_state import ShardState
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         index, params, _ = direct_index(state.index, cfg.shards)
         one_query = faiss_qps(index, params, data.queries[:FAISS_QUERIES], 1)
         state.index.close()
-        use_throughput_mode(cfg.serve.throughput_mode)  # as the stack starts its Ray
+        use_serve_environment(cfg.serve)  # as the stack starts its Ray
         ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, log_to_driver=False)
         serve.start(http_options={"host": "127.0.0.1", "port": free_loopback_port()})
         try:

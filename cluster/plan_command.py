@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from cluster.bench_results import load_figures
+from cluster.exceptions import PlanError
+from cluster.kuberay_emit import emit_kuberay
+from cluster.load_curve import TROUGH_FRACTION
 from cluster.node_types import LAUNCHER_CONFIG, node_types
-from cluster.plan_inputs import ROUTINGS
+from cluster.plan_inputs import ROUTINGS, PlanRequest
 from cluster.plan_report import as_json, render
 from cluster.planner import Assumptions, PlanTarget, make_plan
-from conf.config import PinstreamConfig
+from cluster.replica_caps import KUBERAY
+from cluster.replica_resources import PRODUCTION_CONFIG
+from cluster.simulation_command import simulated_day
+from conf.config import PinstreamConfig, load_config
 
 DEFAULT_RESULTS_DIR = Path("bench/results")
 
@@ -65,7 +71,38 @@ def add_plan_parser(subparsers: Any) -> None:
         default=Assumptions.gpu_replica_memory_gib,
         help="most index bytes one GPU shard replica keeps in GPU memory (default: %(default)s)",
     )
-    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument(
+        "--trough",
+        type=_fraction,
+        default=TROUGH_FRACTION,
+        help="the daily trough's load over the peak's: sets the minimum replicas of --emit "
+        "(default: %(default).3g, a sine peaking at 1.5x its mean)",
+    )
+    output = plan.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the plan as JSON")
+    output.add_argument(
+        "--emit",
+        choices=["kuberay"],
+        default=None,
+        help="kuberay: print the KubeRay manifests (cluster/kuberay/) with the plan's autoscaling "
+        "bounds, as one YAML stream for `kubectl apply -f -` (or write them under --out)",
+    )
+    output.add_argument(
+        "--simulate",
+        action="store_true",
+        help="replay a day (a sine from --trough x the target's rates to the target's) through "
+        "the scaling rules and bounds of the manifests; print replicas, nodes, SLO misses per hour",
+    )
+    plan.add_argument(
+        "--out", type=Path, default=None, help="with --emit: write the manifests in this folder"
+    )
+    plan.add_argument(
+        "--manifests",
+        type=Path,
+        default=KUBERAY,
+        help="the KubeRay manifests that --emit rewrites and --simulate replays "
+        "(default: cluster/kuberay)",
+    )
     plan.set_defaults(run=run_plan)
 
 
@@ -88,6 +125,16 @@ def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
         replica_memory_gib=args.replica_memory_gib,
         gpu_replica_memory_gib=args.gpu_replica_memory_gib,
     )
+    if args.out is not None and args.emit is None:
+        raise PlanError("--out needs --emit kuberay")
+    request = PlanRequest(target, figures, nodes, assumptions)
+    if args.emit == "kuberay":
+        return _emit(request, args)
+    if args.simulate:
+        # The manifests mount cluster/pinstream.yaml: its values are the deployed ones.
+        production = load_config(PRODUCTION_CONFIG)
+        sys.stdout.write(simulated_day(request, production, args.trough, args.manifests))
+        return 0
     plan = make_plan(target, figures, nodes, assumptions)
     if args.json:
         sys.stdout.write(json.dumps(as_json(plan, figures), indent=2) + "\n")
@@ -95,6 +142,27 @@ def run_plan(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     launcher = ", ".join(f"{n.name} = {n.describe()}" for n in nodes.values())
     sys.stdout.write(render(plan, figures, f"{_shown(LAUNCHER_CONFIG)} ({launcher})"))
     return 0
+
+
+def _emit(request: PlanRequest, args: argparse.Namespace) -> int:
+    """Emit the manifests; what each bound is and why goes to stderr, beside them."""
+    # The manifests mount cluster/pinstream.yaml: its reservations are the ones that count.
+    production = load_config(PRODUCTION_CONFIG)
+    _, manifests = emit_kuberay(request, production, args.trough, args.manifests)
+    sys.stderr.write("\n".join(manifests.notes(production)) + "\n")
+    if args.out is None:
+        sys.stdout.write(manifests.to_stdout())
+    else:
+        for path in manifests.write(args.out):
+            sys.stderr.write(f"wrote {_shown(path)}\n")
+    return 0
+
+
+def _fraction(text: str) -> float:
+    value = _rate(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
 
 
 def _shown(path: Path) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cluster.bench_results import BenchFigures
 from cluster.exceptions import PlanError
+from cluster.node_types import NodeType
 
 ROUTINGS = ("hash", "centroid")
 # A measured recall@10 below this gets a warning: the plan's index (or its routing) returns
@@ -84,3 +86,13 @@ class Assumptions:
             "(vector and related-pin queries need none)",
             "the ingest rate is the peak to sustain; a backlog drains at the spare capacity",
         ]
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a plan is made from: the target, the benchmark figures, node types, assumptions."""
+
+    target: PlanTarget
+    figures: BenchFigures
+    nodes: dict[str, NodeType]
+    assumptions: Assumptions = field(default_factory=Assumptions)

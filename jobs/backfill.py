@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from ray import serve
 
 from conf.config import PinstreamConfig
+from encoder.model_folder import model_kind
+from encoder.text_encoder import model_path
 from jobs.ingest import IngestJob, IngestStats
 from jobs.stack import create_topics
 from serve.app import build_generation_app
@@ -32,7 +35,15 @@ def generation_config(cfg: PinstreamConfig, model: str, generation: str | None) 
     name = generation or model
     if name == cfg.model.generation:
         raise ValueError(f"generation {name!r} is the one this config serves already")
-    return cfg.for_generation(name, model)
+    generation_cfg = cfg.for_generation(name, model)
+    folder = model_path(generation_cfg.model)
+    kind = "text" if folder is None else model_kind(Path(folder))
+    if kind != cfg.model.kind:  # one space per index: the ingress and shards share one dim
+        raise ValueError(
+            f"model {model!r} is a {kind} model and this config serves model.kind "
+            f"{cfg.model.kind}: the generations of one deployment share a kind and shards.dim"
+        )
+    return generation_cfg
 
 
 def deploy_generation(cfg: PinstreamConfig, generation_cfg: PinstreamConfig) -> str:

@@ -15,6 +15,7 @@ import requests
 from cluster.plan_command import add_plan_parser
 from conf.config import PinstreamConfig, load_config
 from conf.errors import PinstreamError
+from jobs.clip_commands import add_clip_parser
 from jobs.console import configure_logging, quiet_terminal
 from jobs.generation_commands import add_generation_parsers
 from jobs.model_commands import add_model_parsers
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     add_generation_parsers(commands)
     add_model_parsers(commands)
     add_router_parsers(commands)
+    add_clip_parser(commands)
 
     for name, what in (
         ("seal", "fold each shard's log into a new snapshot, sealing its growing segment"),
@@ -133,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="start the stack, stream pins, query, stop (what `make demo` runs)"
     )
     demo.add_argument("--count", type=int, default=2000)
+    demo.add_argument(
+        "--images",
+        action="store_true",
+        help="image pins: a tiny CLIP trained here embeds each pin's picture",
+    )
     demo.set_defaults(run=run_demo)
     return parser
 
@@ -279,7 +286,7 @@ def run_demo(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
     from jobs.demo import run_demo_session
 
     with quiet_terminal(not args.verbose):
-        return run_demo_session(cfg, count=args.count, out=sys.stdout)
+        return run_demo_session(cfg, count=args.count, out=sys.stdout, images=args.images)
 
 
 if __name__ == "__main__":

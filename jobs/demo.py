@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import requests
 
 from conf.config import PinstreamConfig
+from encoder.clip_finetune import ClipFinetuneConfig
+from encoder.registry import ModelRegistry
+from encoder.tiny_clip import TINY_IMAGE_SIZE
+from jobs.clip_commands import recall_table, train_visual_model
 from jobs.console import Progress
 from jobs.stack import LocalStack
 from streams.local_broker import free_loopback_port
 from streams.producer import PinProducer
-from streams.synthetic import PinGenerator
+from streams.synthetic import PinGenerator, SyntheticPin
+from streams.synthetic_images import render_pin_image, write_pin_images
 
 SEARCHABLE_TIMEOUT_S = 300.0
 DEMO_FOLDER = "demo"  # under storage.root
 FRESHNESS_SAMPLES = 5
+# `--images`: the tiny CLIP's training, sized to take about a minute on two CPU cores.
+VISUAL_TRAINING = ClipFinetuneConfig(steps=150, batch_size=32)
+VISUAL_TRAINING_PINS = 1000
 
 
 def wait_for_pins(
@@ -80,15 +90,19 @@ def _port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO) -> int:
+def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO, images: bool = False) -> int:
     """Start the stack, stream `count` pins, wait until searchable, query, stop; exit code.
 
+    With `images`, pins are pictures first: a tiny CLIP is trained on synthetic image pins,
+    the pins streamed carry `file://` images, and they are embedded from their pictures.
     The demo keeps its state in a folder of its own, emptied first: an earlier demo's pins
     would be restored (see the README's durability section) and its figures be wrong.
     """
     demo_root = Path(cfg.storage.root) / DEMO_FOLDER
     shutil.rmtree(demo_root, ignore_errors=True)
     cfg = cfg.with_value("storage.root", str(demo_root))
+    if images:
+        cfg = _visual_config(cfg, demo_root, out)
     if not _port_is_free(cfg.serve.host, cfg.serve.port):
         port = free_loopback_port()
         print(f"port {cfg.serve.port} is busy; serving on {port}", file=out)
@@ -101,7 +115,10 @@ def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO) -> int:
         url = stack.url
         print(f"stack up in {time.monotonic() - started:.1f}s at {url}", file=out, flush=True)
         generator = PinGenerator(seed=2026, id_prefix="demo")
-        pins = generator.pins(count)
+        pins = generator.pins(count + FRESHNESS_SAMPLES)
+        if images:
+            pins = write_pin_images(pins, str(demo_root / "images"), seed=2026)
+        pins, fresh_pins = pins[:count], pins[count:]
         with PinProducer(stack.cfg.broker.bootstrap, cfg.topics.pins) as producer:
             first_sent = time.monotonic()
             producer.send_all(p.event for p in pins)
@@ -115,19 +132,46 @@ def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO) -> int:
                 f"was produced ({all_searchable - last_sent:.2f}s after the last)",
                 file=out,
             )
-            fresh = [
-                pin_searchable_after(url, producer, p.event)
-                for p in generator.pins(FRESHNESS_SAMPLES, start=count)
-            ]
+            fresh = [pin_searchable_after(url, producer, p.event) for p in fresh_pins]
             print(
                 f"single-pin produce-to-searchable: median {statistics.median(fresh):.2f}s "
                 f"over {len(fresh)} pins (min {min(fresh):.2f}s, max {max(fresh):.2f}s)",
                 file=out,
             )
         _show_queries(url, generator, pins[0].event.pin_id, out)
+        if images:
+            _show_image_query(url, PinGenerator(seed=7, id_prefix="unseen").pins(1)[0], out)
         print("stopping ...", file=out, flush=True)
     print("demo finished", file=out)
     return 0
+
+
+def _visual_config(cfg: PinstreamConfig, demo_root: Path, out: TextIO) -> PinstreamConfig:
+    """The demo's config for image pins: a tiny CLIP trained here, published to the demo's own
+    registry, embedding each pin's picture (fetched from file:// URLs)."""
+    print(
+        f"training a tiny CLIP on {VISUAL_TRAINING_PINS} synthetic image pins "
+        f"({VISUAL_TRAINING.steps} steps, about a minute) ...",
+        file=out,
+        flush=True,
+    )
+    registry = ModelRegistry(str(demo_root / "models"))
+    version = train_visual_model(
+        registry, VISUAL_TRAINING, VISUAL_TRAINING_PINS, version="clip-demo"
+    )
+    print(f"  held-out synthetic pins: {recall_table(version.metrics)}", file=out)
+    return cfg.with_values(
+        {
+            "model.registry": registry.root,
+            "model.name": version.version,
+            "model.kind": "clip",
+            "model.generation": "tiny-clip-demo",
+            "shards.dim": version.metrics["dim"],
+            "images.enabled": True,
+            "images.schemes": ["file"],
+            "images.image_size": TINY_IMAGE_SIZE,
+        }
+    )
 
 
 def _show_queries(url: str, generator: PinGenerator, pin_id: str, out: TextIO) -> None:
@@ -142,4 +186,20 @@ def _show_queries(url: str, generator: PinGenerator, pin_id: str, out: TextIO) -
     title = requests.get(f"{url}/v1/pins/{pin_id}", timeout=30).json()["title"]
     print(f"\nrelated to {pin_id} ({title!r}):", file=out)
     for hit in related["results"]:
+        print(f"  {hit['score']:.3f}  {hit['title']}", file=out)
+
+
+def _show_image_query(url: str, pin: SyntheticPin, out: TextIO) -> None:
+    """Search by the picture of a pin the index has never seen: its style's pins should come."""
+    encoded = io.BytesIO()
+    render_pin_image(pin, seed=2026).save(encoded, "PNG")
+    body: dict[str, Any] = {"image_base64": base64.b64encode(encoded.getvalue()).decode(), "k": 5}
+    response = requests.post(f"{url}/v1/search", json=body, timeout=30)
+    response.raise_for_status()
+    found = response.json()
+    print(
+        f"\nsearch by the picture of an unseen {pin.style} pin ({found['took_ms']:.1f} ms):",
+        file=out,
+    )
+    for hit in found["results"]:
         print(f"  {hit['score']:.3f}  {hit['title']}", file=out)

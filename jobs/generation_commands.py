@@ -46,7 +46,16 @@ def add_generation_parsers(commands: Any) -> None:
     change.add_argument("--percent", type=float, default=0.0, help="the canary's share (0-100)")
     change.add_argument("--shadow", default=None, help="a generation scored, never served")
     change.add_argument("--fallback", default=None, help="answers when the top score is low")
-    change.add_argument("--below", type=float, default=0.0, help="the fallback's score bar")
+    bar = change.add_mutually_exclusive_group()
+    bar.add_argument("--below", type=float, default=0.0, help="the fallback's fixed score bar")
+    bar.add_argument(
+        "--fallback-share",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the fallback answers about this share (0-1) of the primary's queries, those with "
+        "its lowest top scores; the bar follows the traffic",
+    )
     actions.add_parser("rollback", help="back to the previous policy")
     traffic.set_defaults(run=run_traffic)
 
@@ -89,13 +98,14 @@ def run_traffic(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
             shadow=args.shadow,
             fallback=args.fallback,
             fallback_below=args.below,
+            fallback_share=args.fallback_share,
         )
         _check_warm(cfg, policy)
         store.set(policy)
-        _await_adoption(url, policy)
+        _await_adoption(url, policy, cfg.serve.traffic_poll_s)
     elif args.action == "rollback":
         policy = store.rollback()
-        _await_adoption(url, policy)
+        _await_adoption(url, policy, cfg.serve.traffic_poll_s)
     body = requests.get(f"{url}/v1/generations", timeout=10).json()
     print(json.dumps(body, indent=2))
     return 0
@@ -120,12 +130,20 @@ def _check_warm(cfg: PinstreamConfig, policy: TrafficPolicy) -> None:
             )
 
 
-def _await_adoption(url: str, policy: TrafficPolicy) -> None:
-    """Wait until the ingress answers with the new policy in force."""
+def _await_adoption(url: str, policy: TrafficPolicy, poll_s: float) -> None:
+    """Wait until the ingress answers with the new policy in force, in every answer for two
+    of its poll periods: Serve spreads the answers over the ingress replicas, and each
+    re-reads the policy on its own every `poll_s` (`serve.traffic_poll_s`)."""
     wanted = policy.summary()
     deadline = time.monotonic() + ADOPTION_TIMEOUT_S
+    adopted_since: float | None = None
     while time.monotonic() < deadline:
-        if requests.get(f"{url}/v1/generations", timeout=10).json()["traffic"] == wanted:
+        now = time.monotonic()
+        if requests.get(f"{url}/v1/generations", timeout=10).json()["traffic"] != wanted:
+            adopted_since = None
+        elif adopted_since is None:
+            adopted_since = now
+        elif now - adopted_since >= 2 * poll_s:
             return
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise PinstreamError(f"the ingress did not adopt {policy} in {ADOPTION_TIMEOUT_S:.0f}s")

@@ -22,7 +22,7 @@ from jobs.restore import restore_pins
 from jobs.sealer import PeriodicSealer, seal_all
 from jobs.stack_state import READY, STARTING, running_state, state_path, write_state
 from serve.app import build_app
-from serve.data_path import use_throughput_mode
+from serve.data_path import use_serve_environment
 from serve.grpc_api import grpc_options
 from streams.kafka_io import ensure_topics
 from streams.local_broker import LocalBroker, free_loopback_port
@@ -78,7 +78,7 @@ def start_ray(cfg: PinstreamConfig) -> None:
     if ray.is_initialized():
         return
     if cfg.ray.address == "local":
-        use_throughput_mode(cfg.serve.throughput_mode)
+        use_serve_environment(cfg.serve)
         ray.init(
             num_cpus=cfg.ray.num_cpus,
             include_dashboard=False,

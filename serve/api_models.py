@@ -14,7 +14,12 @@ MAX_PIN_ID_CHARS = 64
 MAX_FILTER_BOARDS = 100
 MAX_BOARD_CHARS = 200
 MAX_EXCLUDED_PINS = 1000
+MAX_IMAGE_URL_CHARS = 2048
 GENERATION_PATTERN = r"^[A-Za-z0-9][\w.\-]{0,63}$"
+# Standard base64 (RFC 4648 section 4, padded, no line breaks): the bytes of an image file.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+# The ways to say what to search with; a search body gives exactly one of them.
+QUERY_FIELDS = ("text", "vector", "image_url", "image_base64")
 
 PinId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PIN_ID_CHARS)]
 Board = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BOARD_CHARS)]
@@ -48,18 +53,37 @@ class QueryOptions(BaseModel):
 
 
 class SearchRequest(QueryOptions):
-    """Search by `text` or by `vector` (exactly one of them)."""
+    """Search by `text`, `vector`, `image_url` or `image_base64` (exactly one of them)."""
 
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     vector: list[float] | None = None
+    image_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_IMAGE_URL_CHARS,
+        description="Search with the image at this URL, fetched by the deployment's images.* "
+        "rules (schemes, allowed hosts, size and time caps); needs images.enabled and a "
+        "model with an image tower.",
+    )
+    image_base64: str | None = Field(
+        default=None,
+        min_length=4,
+        pattern=BASE64_PATTERN,
+        description="Search with this image: the file's bytes (PNG, JPEG, ...) in standard "
+        "base64, at most images.max_bytes once decoded.",
+    )
     k: int = Field(default=10, ge=1, le=MAX_K)
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
-        if self.vector is None and (self.text is None or not self.text.strip()):
-            raise ValueError("give a non-empty 'text' or a 'vector'")
-        if self.vector is not None and self.text is not None:
-            raise ValueError("give either 'text' or 'vector', not both")
+        given = [name for name in QUERY_FIELDS if getattr(self, name) is not None]
+        if len(given) > 1:
+            ways = ", ".join(repr(name) for name in QUERY_FIELDS)
+            raise ValueError(f"give one of {ways}, not {' and '.join(map(repr, given))}")
+        if not given or (given == ["text"] and not str(self.text).strip()):
+            raise ValueError(
+                "give a non-empty 'text' or a 'vector' (or an 'image_url' or 'image_base64')"
+            )
         return self
 
 
@@ -97,7 +121,7 @@ class PinResponse(BaseModel):
 
 
 class BatchSearchRequest(BaseModel):
-    """Many searches in one request, each with its own text or vector, k and filters."""
+    """Many searches in one request, each with its own text, vector or image, k and filters."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -6,18 +6,18 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.config import AutoscalingConfig
 from ray.serve.handle import DeploymentHandle
 
-from conf.config import PinstreamConfig, ServeConfig
+from conf.config import PinstreamConfig
 from serve.generation import ENCODER_DEPLOYMENT, INGRESS_DEPLOYMENT, shard_deployment_name
 from serve.ingress import Ingress
 from serve.query_encoder import QueryEncoder
 from serve.shard_replica import ShardReplica
 
 
-def shard_scaling(settings: ServeConfig) -> dict[str, Any]:
-    """Replica options of a shard deployment: a fixed count, or Serve autoscaling in [min, max]."""
-    scaling = settings.shard_scaling
+def replica_scaling(scaling: AutoscalingConfig) -> dict[str, Any]:
+    """Replica options of a deployment: a fixed count, or Serve autoscaling in [min, max]."""
     if scaling.max_replicas == scaling.min_replicas:
         return {"num_replicas": scaling.min_replicas}
     return {"num_replicas": "auto", "autoscaling_config": scaling}
@@ -30,9 +30,9 @@ def build_app(cfg: PinstreamConfig) -> Application:
     settings = cfg.serve
     ingress = serve.deployment(
         name=INGRESS_DEPLOYMENT,
-        num_replicas=1,
         max_ongoing_requests=settings.ingress_max_ongoing_requests,
         ray_actor_options={"num_cpus": settings.ingress_num_cpus},
+        **replica_scaling(settings.ingress_scaling),
     )(serve.ingress()(Ingress))
     return ingress.bind(cfg, encoder, shards)
 
@@ -42,6 +42,8 @@ def build_generation_app(cfg: PinstreamConfig) -> Application:
     shards and query encoder, deployed as application `generation_app_name(...)` without an
     HTTP route; the ingress reaches them by name when the traffic policy names it."""
     encoder, shards = _generation_deployments(cfg)
+    # The root takes no requests (nobody calls it), so one replica at no CPU is all it needs;
+    # its encoder and shards scale as the config says, like the primary generation's.
     root = serve.deployment(name="generation", num_replicas=1, ray_actor_options={"num_cpus": 0})(
         GenerationRoot
     )
@@ -66,18 +68,17 @@ def _generation_deployments(cfg: PinstreamConfig) -> tuple[Application, list[App
             name=shard_deployment_name(shard),
             max_ongoing_requests=settings.shard_max_ongoing_requests,
             ray_actor_options={"num_cpus": settings.shard_num_cpus},
-            **shard_scaling(settings),
+            **replica_scaling(settings.shard_scaling),
         )(ShardReplica).bind(cfg, shard)
         for shard in range(cfg.shards.count)
     ]
     encoder = serve.deployment(
         name=ENCODER_DEPLOYMENT,
-        num_replicas=1,
-        # Enough requests in flight to fill a batch, and the next one while it runs.
-        max_ongoing_requests=2 * settings.encoder_max_batch_size,
+        max_ongoing_requests=settings.encoder_max_ongoing_requests,
         ray_actor_options={
             "num_cpus": settings.encoder_num_cpus,
             "num_gpus": settings.encoder_num_gpus,
         },
+        **replica_scaling(settings.encoder_scaling),
     )(QueryEncoder).bind(cfg.model, settings)
     return encoder, shards

@@ -1,12 +1,12 @@
-"""Ray Serve's own data path for each `serve.throughput_mode`: the environment switches Ray
-reads when its processes start, and the handle options that follow from them."""
+"""Ray Serve's own data path for each `serve.throughput_mode`: the environment Ray reads when
+its processes start, and the handle options that follow from it."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from conf.config import ThroughputMode
+from conf.config import ServeConfig, ThroughputMode
 
 # Ray Serve's switches for each `serve.throughput_mode`. Ray reads them when its processes
 # start, so they belong in the environment of the Ray cluster (the stack sets them before it
@@ -26,8 +26,21 @@ def handle_options(mode: ThroughputMode) -> dict[str, Any]:
     return {"_by_reference": False} if SERVE_ENVIRONMENT[mode] else {}
 
 
-def use_throughput_mode(mode: ThroughputMode) -> None:
-    """Put mode's Serve switches in this process's environment, for the Ray it starts next
-    (its workers inherit it). A switch the user set already is left as it is."""
-    for name, value in SERVE_ENVIRONMENT[mode].items():
+# In both fast modes ingress replicas take HTTP themselves ("direct ingress"), and a stopping
+# one goes on answering this long first (Ray's default 30 s), for a load balancer in front
+# to take it out; `serve.ingress_drain_s` sets it.
+DRAIN_VARIABLE = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
+
+
+def serve_environment(settings: ServeConfig) -> dict[str, str]:
+    """The environment Ray's processes need for these Serve settings: the switches of
+    `serve.throughput_mode` and, where ingress replicas take HTTP, their drain period."""
+    switches = SERVE_ENVIRONMENT[settings.throughput_mode]
+    return switches | {DRAIN_VARIABLE: f"{settings.ingress_drain_s:g}"} if switches else {}
+
+
+def use_serve_environment(settings: ServeConfig) -> None:
+    """Put `serve_environment(settings)` in this process's environment, for the Ray it starts
+    next (its workers inherit it). A variable the user set already is left as it is."""
+    for name, value in serve_environment(settings).items():
         os.environ.setdefault(name, value)

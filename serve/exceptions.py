@@ -19,6 +19,17 @@ class InvalidQuery(ServeError):
     """A query that passed the request schema but cannot run on this index (a wrong vector)."""
 
 
+class ImagesNotEmbedded(InvalidQuery):
+    """A search by image asks a generation whose model has no image tower (a text model)."""
+
+    def __init__(self, generation: str) -> None:
+        super().__init__(f"generation {generation}'s model embeds no images")
+        self.generation = generation
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return type(self), (self.generation,)
+
+
 class GenerationNotServed(ServeError):
     """A query names a model generation that no warm application serves."""
 

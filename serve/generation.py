@@ -22,7 +22,7 @@ from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableE
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import ServeConfig
-from serve.exceptions import PinNotIndexed, ShardUnavailable
+from serve.exceptions import ImagesNotEmbedded, PinNotIndexed, ShardUnavailable
 from serve.filters import SearchFilter
 from serve.hedging import LatencyWindow, first_answer
 from serve.metrics import IngressMetrics
@@ -81,6 +81,14 @@ class GenerationClient:
     async def encode(self, text: str) -> np.ndarray:
         """The query vector of text in this generation's space."""
         vector: np.ndarray = await self.encoder.encode.remote(text)
+        return vector
+
+    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """The query vector of an (s, s, 3) uint8 RGB image in this generation's space, from
+        its model's image tower; ImagesNotEmbedded when its model has none."""
+        vector: np.ndarray | None = await self.encoder.encode_image.remote(pixels)
+        if vector is None:
+            raise ImagesNotEmbedded(self.generation)
         return vector
 
     def targets(self, vectors: np.ndarray, exact: bool = False) -> list[list[int]]:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION = """Similar pins, fresh: search by text, by vector, or for an indexed pin.
+DESCRIPTION = """Similar pins, fresh: search by text, by vector, by image, or for an indexed pin.
 
 When API keys are set, every /v1 request needs one, as `Authorization: Bearer <key>`
 or `X-API-Key: <key>` (401 without, 403 with a wrong one); /healthz and these docs
@@ -121,7 +121,8 @@ def create_api(ingress: "Ingress") -> FastAPI:
 
     @api.post("/v1/search", response_model=SearchResponse, responses=errors(409))
     async def search(request: SearchRequest) -> SearchResponse:
-        """Similar pins for a text or a vector; `boards` and `exclude_pin_ids` filter them."""
+        """Similar pins for a text, a vector or an image (`image_url` or `image_base64`);
+        `boards` and `exclude_pin_ids` filter them."""
         return await ingress.search(request)
 
     @api.post("/v1/search/batch", response_model=BatchSearchResponse, responses=errors())

@@ -36,6 +36,7 @@ from serve.api_models import (
 from serve.auth import api_keys
 from serve.data_path import handle_options
 from serve.exceptions import GenerationNotServed, InvalidQuery, ServeError
+from serve.fallback_bar import FallbackBar
 from serve.filters import SearchFilter
 from serve.generation import (
     ENCODER_DEPLOYMENT,
@@ -46,12 +47,14 @@ from serve.generation import (
 from serve.generation_monitor import GenerationMonitor
 from serve.grpc_api import CallContext, GrpcApi
 from serve.http_api import create_api
+from serve.image_query import QueryImage
 from serve.metrics import IngressMetrics
 from serve.proto import pinstream_pb2 as pb
 from serve.query_plan import QueryPlan, Route, Served, serve_plans
 from serve.replica_counts import multi_replica_shards
 from serve.traffic import TrafficPolicyError, TrafficStore
 from shards.router_store import load_router
+from streams.image_fetch import ImageFetcher
 from streams.ingest_health import read_health
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ class Ingress:
         self.metrics = IngressMetrics()
         self.monitor = GenerationMonitor(self.metrics)
         self.checks = AnswerChecks(self.monitor, cfg.serve.recall_sample_rate)
+        self.image_fetcher = ImageFetcher(cfg.images)  # a search's image_url: ingest's rules
         # The handles bound into the app were made by its deployer, with the deployer's
         # transport; handles this replica makes itself (other generations) take its own.
         options = handle_options(cfg.serve.throughput_mode)
@@ -84,6 +88,9 @@ class Ingress:
         self._may_hedge = settings.hedge_quantile > 0 and settings.shard_scaling.max_replicas >= 2
         self._store = TrafficStore(cfg)
         self.policy = self._store.default
+        self.fallback_bar = FallbackBar(
+            cfg.shards.metric, settings.fallback_window, settings.fallback_min_samples, self.policy
+        )
         self._refresh_policy()
         threading.Thread(target=self._watch_policy, name="traffic-policy", daemon=True).start()
 
@@ -121,10 +128,13 @@ class Ingress:
 
     async def generations(self) -> dict[str, Any]:
         """The traffic policy and what each generation did since this replica started."""
-        return {"traffic": self.policy.summary(), "stats": self.monitor.snapshot()}
+        body = {"traffic": self.policy.summary(), "stats": self.monitor.snapshot()}
+        if self.policy.fallback is not None:
+            body["fallback"] = self.fallback_bar.summary()
+        return body
 
     async def search(self, request: SearchRequest) -> SearchResponse:
-        """Similar pins for a text or a vector, filtered."""
+        """Similar pins for a text, a vector or an image, filtered."""
         started = time.perf_counter()
         outcome = (await self._answer([self._search_plan(request)], started))[0]
         if isinstance(outcome, ServeError):
@@ -184,7 +194,7 @@ class Ingress:
         return outcome
 
     def _search_plan(self, request: SearchRequest, endpoint: str = "/v1/search") -> QueryPlan:
-        """The plan of a search by text or by vector (GenerationNotServed, InvalidQuery)."""
+        """The plan of a search by text, vector or image (GenerationNotServed, InvalidQuery)."""
         keep = SearchFilter.of(request.boards, request.exclude_pin_ids)
         if request.vector is not None:
             # A vector lives in one model's space: the generation it names, else the primary.
@@ -195,6 +205,15 @@ class Ingress:
                 return vector
 
             return QueryPlan(endpoint, route, given, request.k, keep)
+        if request.image_url is not None or request.image_base64 is not None:
+            image = QueryImage(
+                self.cfg.images, self.image_fetcher, request.image_url, request.image_base64
+            )
+
+            async def pictured(client: GenerationClient) -> np.ndarray:
+                return await client.encode_image(await image.pixels())
+
+            return QueryPlan(endpoint, self._route(request.generation), pictured, request.k, keep)
         text = str(request.text)
 
         async def encoded(client: GenerationClient) -> np.ndarray:
@@ -218,6 +237,7 @@ class Ingress:
             fallback=clients[policy.fallback] if policy.fallback else None,
             shadow=clients[policy.shadow] if policy.shadow else None,
             policy=policy,
+            fallback_bar=self.fallback_bar.bar() if policy.fallback else 0.0,
         )
 
     async def _answer(
@@ -232,6 +252,8 @@ class Ingress:
                 responses.append(served)
                 continue
             self._count(plan.endpoint, served, took_s)
+            if plan.route.role == "primary" and plan.route.fallback is not None:
+                self.fallback_bar.observe(served.first_top_score, served.role == "fallback")
             if plan.route.shadow is not None:
                 self.checks.shadow(plan.route.shadow, plan.run, served.answer)
             self.checks.sample_recall(served.answer, plan.k, plan.keep)
@@ -251,6 +273,18 @@ class Ingress:
             time.sleep(self.cfg.serve.traffic_poll_s)
             self._refresh_policy()
             self._refresh_hedging()
+            self._export_fallback()
+
+    def _export_fallback(self) -> None:
+        """The fallback's bar and the share it took, as gauges (each poll, not each query)."""
+        policy = self.policy
+        if policy.fallback is None:
+            return
+        tags = {"primary": policy.primary, "fallback": policy.fallback}
+        summary = self.fallback_bar.summary()
+        self.metrics.fallback_bar.set(summary["bar"], tags=tags)
+        if summary["share_taken"] is not None:
+            self.metrics.fallback_share.set(summary["share_taken"], tags=tags)
 
     def _refresh_hedging(self) -> None:
         """Hedge the searches of the shards that run 2 or more replicas now."""
@@ -279,6 +313,7 @@ class Ingress:
         except Exception as exc:  # the generation's application is not running (yet)
             log.error("traffic policy %s not adopted: %r", policy, exc)
             return
+        self.fallback_bar.adopt(policy)
         self._clients, self.policy = clients, policy  # clients first: routes read both
         log.info("traffic policy now %s", policy)
 

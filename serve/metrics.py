@@ -74,6 +74,18 @@ class IngressMetrics:
             boundaries=FRACTION_BUCKETS,
             tag_keys=("generation",),
         )
+        self.fallback_bar = metrics.Gauge(
+            "pinstream_fallback_bar",
+            description="the score bar under which the primary's answers go to the fallback "
+            "(fixed, or set by the policy's fallback share), per ingress replica",
+            tag_keys=("primary", "fallback"),
+        )
+        self.fallback_share = metrics.Gauge(
+            "pinstream_fallback_share",
+            description="share of the primary's recent queries the fallback answered, per "
+            "ingress replica (the policy's fallback_share is the share wanted)",
+            tag_keys=("primary", "fallback"),
+        )
         self.partial_results = metrics.Counter(
             "pinstream_partial_results",
             description="answers that left out at least one shard, by endpoint",

@@ -2,9 +2,10 @@
 run of many plans at once, so that a batch request costs one call per shard.
 
 A single search, a related-pins query and every query of `POST /v1/search/batch` take the same
-path: the answering generation of each plan gives its vector (encoded, sent, or an indexed
-pin's), each generation's queries go to its shards together, and the plans whose answer the
-traffic policy finds low-confidence run again, together, on the fallback.
+path: the answering generation of each plan gives its vector (a text or an image encoded, a
+vector sent, or an indexed pin's), each generation's queries go to its shards together, and
+the plans whose answer the traffic policy finds low-confidence run again, together, on the
+fallback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from serve.exceptions import PinNotIndexed, ServeError, ShardUnavailable
+from serve.exceptions import ImagesNotEmbedded, PinNotIndexed, ServeError, ShardUnavailable
 from serve.filters import SearchFilter
 from serve.generation import Answer, GenerationClient
 from serve.shard_query import ShardQuery
@@ -44,11 +45,13 @@ class Route:
     fallback: GenerationClient | None = None
     shadow: GenerationClient | None = None
     policy: TrafficPolicy | None = None
+    fallback_bar: float = 0.0  # the policy's fixed bar, or the one its share gives now
 
     def fallback_for(self, first: Answer, metric: str) -> GenerationClient | None:
         """The generation to ask instead of `first`: the fallback when the policy finds `first`
         low-confidence, else None."""
-        if self.policy is None or not self.policy.low_confidence(first.top_score, metric):
+        policy = self.policy
+        if policy is None or not policy.low_confidence(first.top_score, metric, self.fallback_bar):
             return None
         return self.fallback
 
@@ -76,6 +79,7 @@ class Served:
     answer: Answer
     role: Role
     fallback_from: str | None = None
+    first_top_score: float | None = None  # of the route's own answer, fallback or not
 
 
 async def serve_plans(plans: Sequence[QueryPlan], metric: str) -> list[Served | ServeError]:
@@ -83,7 +87,9 @@ async def serve_plans(plans: Sequence[QueryPlan], metric: str) -> list[Served | 
     fallback's when the policy finds it low-confidence and the fallback can answer."""
     firsts = await _run_each([(plan.route.answer, plan) for plan in plans])
     served: list[Served | ServeError] = [
-        first if isinstance(first, ServeError) else Served(first, plan.route.role)
+        first
+        if isinstance(first, ServeError)
+        else Served(first, plan.route.role, first_top_score=first.top_score)
         for plan, first in zip(plans, firsts, strict=True)
     ]
     retries = [
@@ -94,14 +100,18 @@ async def serve_plans(plans: Sequence[QueryPlan], metric: str) -> list[Served | 
     ]
     seconds = await _run_each([(fallback, plans[position]) for position, fallback in retries])
     for (position, fallback), second in zip(retries, seconds, strict=True):
-        if isinstance(second, (PinNotIndexed, ShardUnavailable)):  # e.g. pin not in it yet
+        # The fallback cannot answer this query (a pin not in it yet, an image its model does
+        # not embed): the first answer stands.
+        if isinstance(second, (PinNotIndexed, ShardUnavailable, ImagesNotEmbedded)):
             log.info("fallback %s not used: %s", fallback.generation, second)
         elif isinstance(second, ServeError):
             served[position] = second
         else:
             first = firsts[position]
             assert isinstance(first, Answer)
-            served[position] = Served(second, "fallback", fallback_from=first.generation)
+            served[position] = Served(
+                second, "fallback", fallback_from=first.generation, first_top_score=first.top_score
+            )
     return served
 
 

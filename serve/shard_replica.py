@@ -31,7 +31,7 @@ from shards.readiness import CatchUp
 from shards.shard_state import Hits, ShardState
 from shards.snapshot import list_snapshots
 from streams.events import now_ms
-from streams.kafka_io import assigned_consumer
+from streams.kafka_io import KafkaClientSettings, assigned_consumer
 
 log = logging.getLogger(__name__)
 NEWEST_BAD_RECORDS = 5  # shown in stats (/healthz)
@@ -113,7 +113,10 @@ class ShardReplica:
     def _tail_log(self) -> None:
         settings = self.cfg.serve
         tp = self._follower.partition
-        with assigned_consumer(self.cfg.broker.bootstrap) as consumer:
+        # The broker's client settings: among them its short fetch wait, without which the
+        # local broker answers this tail's fetches late (streams/kafka_io.py).
+        client = KafkaClientSettings.of(self.cfg.broker)
+        with assigned_consumer(self.cfg.broker.bootstrap, client=client) as consumer:
             consumer.assign([tp])
             consumer.seek(tp, self._follower.next_offset)
             catch_up = CatchUp(
@@ -122,6 +125,8 @@ class ShardReplica:
                 settings.shard_ready_idle_s,
             )
             while not self._stopping.is_set():
+                # A poll returns as soon as a fetch brings records; its timeout only paces
+                # the loop (swaps, readiness) while the log is idle.
                 polled = self._follower.poll(consumer, self._poll_timeout_ms)
                 self._observe(polled)
                 if not self._ready.is_set():

@@ -4,7 +4,9 @@ A policy names the primary generation and, optionally:
 - a canary: that share of queries (percent) is answered by another generation;
 - a shadow: every query is also run on another generation, scored, never served;
 - a fallback: when the answering generation's top score is under `fallback_below` (low
-  confidence, or no hit at all), the query is answered by the fallback generation instead.
+  confidence, or no hit at all), the query is answered by the fallback generation instead;
+  with `fallback_share` s the bar follows the traffic instead, so that the fallback takes
+  about s of the primary's queries, those with its lowest top scores (serve/fallback_bar.py).
 
 The policy is one JSON document under the storage root (`traffic.json`, through pyarrow.fs),
 replaced atomically (temp file + move), with the previous policies kept as history so that a
@@ -45,8 +47,13 @@ class TrafficPolicy:
     shadow: str | None = None
     fallback: str | None = None
     fallback_below: float = 0.0
+    fallback_share: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.fallback_share < 1.0:
+            raise TrafficPolicyError(f"fallback_share must be in [0, 1), got {self.fallback_share}")
+        if self.fallback_share and self.fallback is None:
+            raise TrafficPolicyError("a fallback share needs a fallback generation")
         if not 0.0 <= self.canary_percent <= 100.0:
             raise TrafficPolicyError(
                 f"canary_percent must be in [0, 100], got {self.canary_percent}"
@@ -70,18 +77,15 @@ class TrafficPolicy:
             return self.canary
         return self.primary
 
-    def low_confidence(self, top_score: float | None, metric: str) -> bool:
-        """Whether an answer should go to the fallback: no hit, or a top score past the bar
-        (under it for inner product, over it for L2 distance)."""
+    def low_confidence(self, top_score: float | None, metric: str, bar: float) -> bool:
+        """Whether an answer should go to the fallback: no hit, or a top score past `bar`
+        (under it for inner product, over it for L2 distance): `fallback_below`, or the bar
+        of `fallback_share` (serve/fallback_bar.py)."""
         if self.fallback is None:
             return False
         if top_score is None:
             return True
-        return (
-            top_score < self.fallback_below
-            if higher_is_better(metric)
-            else top_score > self.fallback_below
-        )
+        return top_score < bar if higher_is_better(metric) else top_score > bar
 
     def summary(self) -> dict[str, Any]:
         """The roles that are set (what /v1/generations and /healthz show)."""

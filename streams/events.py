@@ -10,6 +10,10 @@ An upsert needs pin_id, op, a non-blank title and event_time; the other fields
 default to empty. A delete needs only pin_id and op; its content fields are
 ignored. Unknown fields are ignored so producers can add fields first.
 
+`image_url` is only checked for size here: which URLs may be fetched depends on the
+`images` config, so the fetcher (streams/image_fetch.py) refuses the others, with the
+reason, when ingest fetches images.
+
 A tombstone (key = pin_id, value = null), as compacted topics and CDC tools
 write deletes, is a delete of the pin in its key.
 """

@@ -30,3 +30,35 @@ class CheckpointFailed(StreamError):
 class InvalidLogRecord(InvalidRecord):
     """An embeddings-log record that no shard may apply (undecodable, foreign schema or
     generation); it goes to a dead-letter place with its offset."""
+
+
+class ImageRefused(InvalidRecord):
+    """A pin's image could not be fetched or decoded; the reason goes to the dead-letter topic."""
+
+
+class ImageURLRefused(ImageRefused):
+    """An image_url the fetcher will not open: its scheme, host, credentials or form."""
+
+
+class PrivateAddressRefused(ImageRefused):
+    """An image host resolves to a private, loopback or other non-global address."""
+
+
+class ImageRedirectRefused(ImageRefused):
+    """An image server redirected to another host (or scheme), or redirected too often."""
+
+
+class ImageTooLarge(ImageRefused):
+    """An image over the byte cap, or over the pixel cap (a decompression bomb)."""
+
+
+class ImageTimeout(ImageRefused):
+    """An image not fetched in full within the configured time."""
+
+
+class ImageFetchFailed(ImageRefused):
+    """An image source answered with an error: not found, an HTTP error status, no connection."""
+
+
+class ImageUndecodable(ImageRefused):
+    """Fetched bytes that are not a whole image Pillow can decode: corrupt, truncated, other."""

@@ -34,13 +34,15 @@ class KafkaClientSettings:
     client_id names the client in the broker's logs and quotas;
     request_timeout_ms bounds one request (and a consumer's bootstrap);
     delivery_timeout_ms bounds a sent record's wait for its ack, retries included;
-    close_timeout_s bounds closing a client whose broker is away.
+    close_timeout_s bounds closing a client whose broker is away;
+    fetch_max_wait_ms bounds how long the broker holds a consumer's fetch that found nothing.
     """
 
     client_id: str = "pinstream"
     request_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000
     close_timeout_s: float = 5.0
+    fetch_max_wait_ms: int = 100
 
     @classmethod
     def of(cls, broker: BrokerConfig) -> KafkaClientSettings:
@@ -50,6 +52,7 @@ class KafkaClientSettings:
             broker.request_timeout_ms,
             broker.delivery_timeout_ms,
             broker.close_timeout_s,
+            broker.fetch_max_wait_ms,
         )
 
     @property
@@ -107,6 +110,11 @@ def assigned_consumer(
 
     It reads committed records only (`read_committed`): aborted transactional writes
     are skipped, and their markers leave gaps in the offsets that commits step over.
+    Its fetches wait at most `client.fetch_max_wait_ms` (kafka-python's default is 500):
+    Kafka answers a fetch as soon as a record arrives, so there the wait costs only empty
+    fetches of an idle consumer, but the local broker holds a fetch for a good part of its
+    wait even when records arrive, and a pin's freshness pays that at each consumer hop
+    (the source, then the shard replica).
     """
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -119,6 +127,7 @@ def assigned_consumer(
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         request_timeout_ms=client.request_timeout_ms,
         bootstrap_timeout_ms=client.request_timeout_ms,
+        fetch_max_wait_ms=client.fetch_max_wait_ms,
         **options,
     )
     try:

@@ -9,7 +9,8 @@ partition yields an empty batch every `HEARTBEAT_S`, so the consumer of the
 stream wakes up and can stop even when no pin arrives. Each batch carries the
 span of positions its polls moved over (streams/poll_batch.py): a poll that moved
 over transaction markers or aborted records only yields a batch of no records and
-one span, so the commit moves past them too.
+one span, so the commit moves past them too. A batch closes when it is full or when its
+oldest record has spent the batch's share of the latency budget (streams/batch_budget.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from ray.data import Datasource, ReadTask
 from ray.data.block import Block, BlockMetadata
 
+from streams.batch_budget import BatchBudget
 from streams.kafka_io import DEFAULT_CLIENT, KafkaClientSettings, assigned_consumer
 from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, spans_table
 
@@ -40,7 +42,7 @@ class PartitionRead:
     max_poll_records: int
     poll_timeout_ms: int
     idle_stop_s: float | None
-    linger_ms: int = 0
+    batch_budget_ms: int = 0
     client: KafkaClientSettings = DEFAULT_CLIENT
 
     def __call__(self) -> Iterator[Block]:
@@ -49,9 +51,14 @@ class PartitionRead:
             consumer.assign([tp])
             consumer.seek(tp, self.start_offset)
             position = self.start_offset
+            budget = BatchBudget(self.max_poll_records, self.batch_budget_ms)
+
+            def poll(timeout_ms: int, max_records: int) -> list:
+                return consumer.poll(timeout_ms=timeout_ms, max_records=max_records).get(tp, [])
+
             last_record = last_yield = time.monotonic()
             while True:
-                records = self._poll_batch(consumer, tp)
+                records = budget.fill(poll, self.poll_timeout_ms)
                 start = min(position, records[0].offset) if records else position
                 moved = consumer.position(tp, timeout_ms=self.client.request_timeout_ms)
                 position = position if moved is None else int(moved)
@@ -68,25 +75,6 @@ class PartitionRead:
                 elif now - last_yield >= HEARTBEAT_S:
                     last_yield = now
                     yield pack(empty_records(), spans_table([]))
-
-    def _poll_batch(self, consumer: KafkaConsumer, tp: TopicPartition) -> list:
-        """Up to max_poll_records; once one arrives, wait at most linger_ms for more.
-
-        At a trickle, one record per poll would make one-record embedder batches,
-        whose fixed costs sink the throughput; lingering trades a bounded delay for it.
-        """
-        records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_poll_records)
-        batch = records.get(tp, [])
-        if not batch or self.linger_ms <= 0:
-            return batch
-        deadline = time.monotonic() + self.linger_ms / 1000
-        while len(batch) < self.max_poll_records:
-            left_ms = int((deadline - time.monotonic()) * 1000)
-            if left_ms <= 0:
-                break
-            more = consumer.poll(timeout_ms=left_ms, max_records=self.max_poll_records - len(batch))
-            batch.extend(more.get(tp, []))
-        return batch
 
     def _to_table(self, records: list) -> pa.Table:
         return pa.table(
@@ -112,7 +100,7 @@ class KafkaSource(Datasource):
         max_poll_records: int = 64,
         poll_timeout_ms: int = 100,
         idle_stop_s: float | None = None,
-        linger_ms: int = 0,
+        batch_budget_ms: int = 0,
         client: KafkaClientSettings = DEFAULT_CLIENT,
     ) -> None:
         super().__init__()
@@ -127,7 +115,7 @@ class KafkaSource(Datasource):
                 max_poll_records=max_poll_records,
                 poll_timeout_ms=poll_timeout_ms,
                 idle_stop_s=idle_stop_s,
-                linger_ms=linger_ms,
+                batch_budget_ms=batch_budget_ms,
                 client=client,
             )
             for partition, offset in sorted(start_offsets.items())

@@ -16,6 +16,7 @@ PARSED_FIELDS = {
     "board": pa.string(),
     "text": pa.string(),
     "event_time": pa.int64(),
+    "image_url": pa.string(),  # fetched by the image stage (streams/image_stage.py) when on
     "error": pa.string(),
 }
 
@@ -44,6 +45,7 @@ class ParseEvents:
                     if event.op == "upsert"
                     else None,
                     "event_time": event.event_time,
+                    "image_url": event.image_url,
                     "error": None,
                 }
             for name in PARSED_FIELDS:

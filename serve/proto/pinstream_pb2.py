@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bserve/proto/pinstream.proto\x12\x0cpinstream.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xa2\x01\n\rSearchRequest\x12\x11\n\x04text\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\x0e\n\x01k\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06\x62oards\x18\x04 \x03(\t\x12\x17\n\x0f\x65xclude_pin_ids\x18\x05 \x03(\t\x12\x17\n\ngeneration\x18\x06 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_textB\x04\n\x02_kB\r\n\x0b_generation\"H\n\tSearchHit\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\r\n\x05\x62oard\x18\x04 \x01(\t\"\xb6\x01\n\x0eSearchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.pinstream.v1.SearchHit\x12\x12\n\ngeneration\x18\x02 \x01(\t\x12\x1a\n\rfallback_from\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12\x0f\n\x07took_ms\x18\x05 \x01(\x01\x12\x16\n\x0emissing_shards\x18\x06 \x03(\x05\x42\x10\n\x0e_fallback_from\"B\n\x12\x42\x61tchSearchRequest\x12,\n\x07queries\x18\x01 \x03(\x0b\x32\x1b.pinstream.v1.SearchRequest\"2\n\x10\x42\x61tchSearchError\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x7f\n\x0f\x42\x61tchSearchItem\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1c.pinstream.v1.SearchResponseH\x00\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.pinstream.v1.BatchSearchErrorH\x00\x42\t\n\x07outcome\"V\n\x13\x42\x61tchSearchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.pinstream.v1.BatchSearchItem\x12\x0f\n\x07took_ms\x18\x02 \x01(\x01\"\x1f\n\rGetPinRequest\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\"`\n\x0bPinResponse\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05\x62oard\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x12\n\ngeneration\x18\x05 \x01(\t\"\x87\x01\n\x0eRelatedRequest\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06\x62oards\x18\x03 \x03(\t\x12\x17\n\x0f\x65xclude_pin_ids\x18\x04 \x03(\t\x12\x17\n\ngeneration\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x04\n\x02_kB\r\n\x0b_generation\"\x0f\n\rHealthRequest\"\x92\x01\n\x0eHealthResponse\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\t\x12\x0c\n\x04pins\x18\x04 \x01(\x03\x12\x16\n\x0emissing_shards\x18\x05 \x03(\x05\x12%\n\x04\x62ody\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct2\xf3\x02\n\tPinSearch\x12\x43\n\x06Search\x12\x1b.pinstream.v1.SearchRequest\x1a\x1c.pinstream.v1.SearchResponse\x12R\n\x0bSearchBatch\x12 .pinstream.v1.BatchSearchRequest\x1a!.pinstream.v1.BatchSearchResponse\x12@\n\x06GetPin\x12\x1b.pinstream.v1.GetPinRequest\x1a\x19.pinstream.v1.PinResponse\x12\x45\n\x07Related\x12\x1c.pinstream.v1.RelatedRequest\x1a\x1c.pinstream.v1.SearchResponse\x12\x44\n\x07Healthz\x12\x1b.pinstream.v1.HealthRequest\x1a\x1c.pinstream.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bserve/proto/pinstream.proto\x12\x0cpinstream.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xf4\x01\n\rSearchRequest\x12\x11\n\x04text\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\x0e\n\x01k\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06\x62oards\x18\x04 \x03(\t\x12\x17\n\x0f\x65xclude_pin_ids\x18\x05 \x03(\t\x12\x17\n\ngeneration\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x16\n\timage_url\x18\x07 \x01(\tH\x03\x88\x01\x01\x12\x19\n\x0cimage_base64\x18\x08 \x01(\tH\x04\x88\x01\x01\x42\x07\n\x05_textB\x04\n\x02_kB\r\n\x0b_generationB\x0c\n\n_image_urlB\x0f\n\r_image_base64\"H\n\tSearchHit\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\r\n\x05\x62oard\x18\x04 \x01(\t\"\xb6\x01\n\x0eSearchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.pinstream.v1.SearchHit\x12\x12\n\ngeneration\x18\x02 \x01(\t\x12\x1a\n\rfallback_from\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12\x0f\n\x07took_ms\x18\x05 \x01(\x01\x12\x16\n\x0emissing_shards\x18\x06 \x03(\x05\x42\x10\n\x0e_fallback_from\"B\n\x12\x42\x61tchSearchRequest\x12,\n\x07queries\x18\x01 \x03(\x0b\x32\x1b.pinstream.v1.SearchRequest\"2\n\x10\x42\x61tchSearchError\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x7f\n\x0f\x42\x61tchSearchItem\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1c.pinstream.v1.SearchResponseH\x00\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.pinstream.v1.BatchSearchErrorH\x00\x42\t\n\x07outcome\"V\n\x13\x42\x61tchSearchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.pinstream.v1.BatchSearchItem\x12\x0f\n\x07took_ms\x18\x02 \x01(\x01\"\x1f\n\rGetPinRequest\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\"`\n\x0bPinResponse\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05\x62oard\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x12\n\ngeneration\x18\x05 \x01(\t\"\x87\x01\n\x0eRelatedRequest\x12\x0e\n\x06pin_id\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06\x62oards\x18\x03 \x03(\t\x12\x17\n\x0f\x65xclude_pin_ids\x18\x04 \x03(\t\x12\x17\n\ngeneration\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x04\n\x02_kB\r\n\x0b_generation\"\x0f\n\rHealthRequest\"\x92\x01\n\x0eHealthResponse\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\t\x12\x0c\n\x04pins\x18\x04 \x01(\x03\x12\x16\n\x0emissing_shards\x18\x05 \x03(\x05\x12%\n\x04\x62ody\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct2\xf3\x02\n\tPinSearch\x12\x43\n\x06Search\x12\x1b.pinstream.v1.SearchRequest\x1a\x1c.pinstream.v1.SearchResponse\x12R\n\x0bSearchBatch\x12 .pinstream.v1.BatchSearchRequest\x1a!.pinstream.v1.BatchSearchResponse\x12@\n\x06GetPin\x12\x1b.pinstream.v1.GetPinRequest\x1a\x19.pinstream.v1.PinResponse\x12\x45\n\x07Related\x12\x1c.pinstream.v1.RelatedRequest\x1a\x1c.pinstream.v1.SearchResponse\x12\x44\n\x07Healthz\x12\x1b.pinstream.v1.HealthRequest\x1a\x1c.pinstream.v1.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,29 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'serve.proto.pinstream_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHREQUEST']._serialized_start=76
-  _globals['_SEARCHREQUEST']._serialized_end=238
-  _globals['_SEARCHHIT']._serialized_start=240
-  _globals['_SEARCHHIT']._serialized_end=312
-  _globals['_SEARCHRESPONSE']._serialized_start=315
-  _globals['_SEARCHRESPONSE']._serialized_end=497
-  _globals['_BATCHSEARCHREQUEST']._serialized_start=499
-  _globals['_BATCHSEARCHREQUEST']._serialized_end=565
-  _globals['_BATCHSEARCHERROR']._serialized_start=567
-  _globals['_BATCHSEARCHERROR']._serialized_end=617
-  _globals['_BATCHSEARCHITEM']._serialized_start=619
-  _globals['_BATCHSEARCHITEM']._serialized_end=746
-  _globals['_BATCHSEARCHRESPONSE']._serialized_start=748
-  _globals['_BATCHSEARCHRESPONSE']._serialized_end=834
-  _globals['_GETPINREQUEST']._serialized_start=836
-  _globals['_GETPINREQUEST']._serialized_end=867
-  _globals['_PINRESPONSE']._serialized_start=869
-  _globals['_PINRESPONSE']._serialized_end=965
-  _globals['_RELATEDREQUEST']._serialized_start=968
-  _globals['_RELATEDREQUEST']._serialized_end=1103
-  _globals['_HEALTHREQUEST']._serialized_start=1105
-  _globals['_HEALTHREQUEST']._serialized_end=1120
-  _globals['_HEALTHRESPONSE']._serialized_start=1123
-  _globals['_HEALTHRESPONSE']._serialized_end=1269
-  _globals['_PINSEARCH']._serialized_start=1272
-  _globals['_PINSEARCH']._serialized_end=1643
+  _globals['_SEARCHREQUEST']._serialized_end=320
+  _globals['_SEARCHHIT']._serialized_start=322
+  _globals['_SEARCHHIT']._serialized_end=394
+  _globals['_SEARCHRESPONSE']._serialized_start=397
+  _globals['_SEARCHRESPONSE']._serialized_end=579
+  _globals['_BATCHSEARCHREQUEST']._serialized_start=581
+  _globals['_BATCHSEARCHREQUEST']._serialized_end=647
+  _globals['_BATCHSEARCHERROR']._serialized_start=649
+  _globals['_BATCHSEARCHERROR']._serialized_end=699
+  _globals['_BATCHSEARCHITEM']._serialized_start=701
+  _globals['_BATCHSEARCHITEM']._serialized_end=828
+  _globals['_BATCHSEARCHRESPONSE']._serialized_start=830
+  _globals['_BATCHSEARCHRESPONSE']._serialized_end=916
+  _globals['_GETPINREQUEST']._serialized_start=918
+  _globals['_GETPINREQUEST']._serialized_end=949
+  _globals['_PINRESPONSE']._serialized_start=951
+  _globals['_PINRESPONSE']._serialized_end=1047
+  _globals['_RELATEDREQUEST']._serialized_start=1050
+  _globals['_RELATEDREQUEST']._serialized_end=1185
+  _globals['_HEALTHREQUEST']._serialized_start=1187
+  _globals['_HEALTHREQUEST']._serialized_end=1202
+  _globals['_HEALTHRESPONSE']._serialized_start=1205
+  _globals['_HEALTHRESPONSE']._serialized_end=1351
+  _globals['_PINSEARCH']._serialized_start=1354
+  _globals['_PINSEARCH']._serialized_end=1725
 # @@protoc_insertion_point(module_scope)

@@ -8,20 +8,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "vector", "k", "boards", "exclude_pin_ids", "generation")
+    __slots__ = ("text", "vector", "k", "boards", "exclude_pin_ids", "generation", "image_url", "image_base64")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     BOARDS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_PIN_IDS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_BASE64_FIELD_NUMBER: _ClassVar[int]
     text: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     k: int
     boards: _containers.RepeatedScalarFieldContainer[str]
     exclude_pin_ids: _containers.RepeatedScalarFieldContainer[str]
     generation: str
-    def __init__(self, text: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., k: _Optional[int] = ..., boards: _Optional[_Iterable[str]] = ..., exclude_pin_ids: _Optional[_Iterable[str]] = ..., generation: _Optional[str] = ...) -> None: ...
+    image_url: str
+    image_base64: str
+    def __init__(self, text: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., k: _Optional[int] = ..., boards: _Optional[_Iterable[str]] = ..., exclude_pin_ids: _Optional[_Iterable[str]] = ..., generation: _Optional[str] = ..., image_url: _Optional[str] = ..., image_base64: _Optional[str] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("pin_id", "score", "title", "board")

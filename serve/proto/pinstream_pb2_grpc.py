@@ -65,7 +65,7 @@ class PinSearchServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Search(self, request, context):
-        """Similar pins for a text or a vector, filtered (HTTP: POST /v1/search).
+        """Similar pins for a text, a vector or an image, filtered (HTTP: POST /v1/search).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

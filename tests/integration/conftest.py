@@ -12,7 +12,7 @@ from ray import serve
 
 from conf.config import PinstreamConfig, ServeConfig, load_config
 from jobs.stack import create_topics
-from serve.data_path import use_throughput_mode
+from serve.data_path import use_serve_environment
 from serve.grpc_api import grpc_options
 from streams.local_broker import LocalBroker, free_loopback_port
 from tests.integration.tcp_proxy import TcpProxy, broker_behind_proxy
@@ -53,7 +53,7 @@ def faulty(proxied_broker: tuple[TcpProxy, LocalBroker]) -> tuple[TcpProxy, Pins
 def ray_session() -> Iterator[None]:
     # Serve's data path as the embedded default runs it (set for the Ray workers; this test
     # process imported Serve already, so its own handles keep Ray's classic path).
-    use_throughput_mode(load_config().serve.throughput_mode)
+    use_serve_environment(load_config().serve)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield

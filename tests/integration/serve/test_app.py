@@ -136,7 +136,7 @@ def test_get_pin_and_related(app: App) -> None:
         ({"text": "sofa", "k": 1001}, "less than or equal to 1000"),
         ({"k": 5}, "non-empty 'text' or a 'vector'"),
         ({"text": "   "}, "non-empty 'text' or a 'vector'"),
-        ({"text": "sofa", "vector": [0.0] * 384}, "not both"),
+        ({"text": "sofa", "vector": [0.0] * 384}, "not 'text' and 'vector'"),
         ({"vector": [0.1, 0.2, 0.3]}, "vector has 3 values; this index has dim 384"),
     ],
 )

@@ -22,6 +22,7 @@ from streams.local_broker import LocalBroker
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 from tests.integration.conftest import unique_config
+from tests.integration.serve.test_query_api import prometheus_lines
 from tests.waiting import wait_until
 
 COUNT = 60
@@ -49,7 +50,9 @@ def stack(broker: LocalBroker, serve_url: str) -> Iterator[Stack]:
         unique_config(broker.bootstrap)
         .with_value("serve.traffic_poll_s", 0.2)
         .with_value("serve.recall_sample_rate", 1.0)
-        .with_value("ingest.linger_ms", 50)
+        .with_value("serve.fallback_window", 200)
+        .with_value("serve.fallback_min_samples", 30)
+        .with_value("ingest.batch_latency_budget_ms", 50)
     )
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
         producer.send_all([pin.event for pin in PinGenerator(seed=11, id_prefix="gen").pins(COUNT)])
@@ -121,3 +124,44 @@ def test_canary_promotion_and_rollback_under_a_steady_query_stream(stack: Stack)
     stats = requests.get(f"{stack.url}/v1/generations", timeout=10).json()["stats"]
     assert stats[NEW]["answered"]["canary"] > 0 and stats[NEW]["answered"]["primary"] > 0
     assert stats[old]["online_recall"] == 1.0, "the exact growing segments: recall 1"
+
+
+STYLES = ["walnut", "rattan", "velvet", "marble", "linen", "oak", "brass", "ceramic"]
+THINGS = ["coffee table", "armchair", "pendant lamp", "rug", "bookshelf", "vase", "bed frame"]
+
+
+def test_a_fallback_share_sets_the_bar_so_the_fallback_takes_that_share(stack: Stack) -> None:
+    old = stack.cfg.model.generation
+    stack.store.set(TrafficPolicy(old, fallback=NEW, fallback_share=0.25))
+    wait_until(
+        lambda: (
+            requests.get(f"{stack.url}/v1/generations", timeout=10)
+            .json()["traffic"]
+            .get("fallback_share")
+            == 0.25
+        ),
+        30,
+        "the share policy adopted",
+    )
+    texts = [f"{style} {thing}" for style in STYLES for thing in THINGS]  # 56 distinct queries
+    answers = []
+    for text in texts * 3:
+        response = requests.post(f"{stack.url}/v1/search", json={"text": text, "k": 5}, timeout=30)
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    assert {a["generation"] for a in answers} == {old, NEW}
+    assert all((a["generation"] == NEW) == (a["fallback_from"] == old) for a in answers)
+    calibrated = answers[-len(texts) :]  # the last round: the bar set by the rounds before
+    taken = sum(a["fallback_from"] == old for a in calibrated) / len(calibrated)
+    assert 0.1 <= taken <= 0.45, f"the fallback took {taken:.2f} of the queries, not ~0.25"
+    fallback = requests.get(f"{stack.url}/v1/generations", timeout=10).json()["fallback"]
+    assert fallback["calibrated"] and fallback["share_wanted"] == 0.25
+    assert 0.1 <= fallback["share_taken"] <= 0.45, fallback
+
+    def share_exported() -> bool:
+        return any(
+            line.startswith("ray_pinstream_fallback_share{") and f'fallback="{NEW}"' in line
+            for line in prometheus_lines()
+        )
+
+    wait_until(share_exported, 60, "the realised fallback share in Prometheus")

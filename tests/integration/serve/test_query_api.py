@@ -6,6 +6,8 @@ traffic only once it has caught up, so the first answer already sees every pin.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 import ray
 import requests
+from PIL import Image
 
 from conf.config import PinstreamConfig
 from encoder.text_encoder import TextEncoder
@@ -59,6 +62,7 @@ class Api:
 def api(broker: LocalBroker, serve_url: str, text_encoder: TextEncoder) -> Iterator[Api]:
     cfg = unique_config(broker.bootstrap)
     cfg = cfg.with_value("serve.api_keys", [KEY]).with_value("serve.max_body_bytes", BODY_LIMIT)
+    cfg = cfg.with_value("images.enabled", True)  # a search by image reaches the text model
     pins = PinGenerator(seed=11, id_prefix="qa").pins(COUNT)
     vectors = logged_pins(cfg, pins, text_encoder)
     with deployed(cfg, build_app(cfg), serve_url) as url:
@@ -124,6 +128,16 @@ def test_generation_is_checked(api: Api) -> None:
     assert response.status_code == 409
     assert "warm generations: " in response.json()["detail"]
     assert api.post({"text": "sofa", "generation": "../etc"}).status_code == 422
+
+
+def test_a_text_model_refuses_a_search_by_image(api: Api) -> None:
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 120, 40)).save(picture, "PNG")
+    response = api.post({"image_base64": base64.b64encode(picture.getvalue()).decode()})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        f"generation {api.cfg.model.generation}'s model embeds no images"
+    )
 
 
 def test_api_keys(api: Api) -> None:

@@ -119,24 +119,17 @@ def k8s_quantity(text: str | int) -> float:
 def scaling_mismatches(serve_config: dict[str, Any], cfg: PinstreamConfig) -> list[str]:
     """Where a Serve config scales deployments otherwise than the pinstream config tells code."""
     settings, mismatches = cfg.serve, []
-    expected = settings.shard_scaling.model_dump()
+    expected = {
+        "ingress": (settings.ingress_scaling, settings.ingress_max_ongoing_requests),
+        "query-encoder": (settings.encoder_scaling, settings.encoder_max_ongoing_requests),
+        "shard": (settings.shard_scaling, settings.shard_max_ongoing_requests),
+    }
     for name, deployment in deployments_of(serve_config).items():
-        ongoing = deployment["max_ongoing_requests"]
-        autoscaling = AutoscalingConfig(**deployment["autoscaling_config"])
-        if kind_of(name) == "ingress" and ongoing != settings.ingress_max_ongoing_requests:
+        scaling, ongoing = expected[kind_of(name)]
+        if deployment["max_ongoing_requests"] != ongoing:
             mismatches.append(f"{name}.max_ongoing_requests")
-        if kind_of(name) == "query-encoder":
-            # a replica takes two batches in flight and scales out past one
-            if ongoing != 2 * settings.encoder_max_batch_size:
-                mismatches.append(f"{name}.max_ongoing_requests")
-            if autoscaling.target_ongoing_requests != settings.encoder_max_batch_size:
-                mismatches.append(f"{name}.autoscaling_config.target_ongoing_requests")
-        if kind_of(name) != "shard":
-            continue
-        if ongoing != settings.shard_max_ongoing_requests:
-            mismatches.append(f"{name}.max_ongoing_requests")
-        found = autoscaling.model_dump()
-        for key, value in expected.items():
+        found = AutoscalingConfig(**deployment["autoscaling_config"]).model_dump()
+        for key, value in scaling.model_dump().items():
             if found[key] != value:
                 mismatches.append(f"{name}.autoscaling_config.{key}")
     return mismatches

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from cluster.plan_command import add_plan_parser
 from conf.config import load_config
 from tests.unit.cluster.bench_files import write_all
-
-ISSUE_ARGS = [
-    "plan", "--pins", "10e9", "--qps", "2e6", "--ingest-rate", "20000",
-    "--dim", "384", "--index", "IVF65536,PQ32",
-]  # fmt: skip
-
-
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pinstream")
-    add_plan_parser(parser.add_subparsers(required=True, metavar="command"))
-    return parser.parse_args(argv)
+from tests.unit.cluster.plan_args import ISSUE_ARGS, parse
 
 
 def test_issue_example_parses() -> None:

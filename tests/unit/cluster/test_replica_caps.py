@@ -32,10 +32,11 @@ def test_caps_are_the_manifests_values() -> None:
 
 def test_a_count_over_a_cap_is_named_with_its_source() -> None:
     caps = replica_caps(node_types())
+    most = load_config(PRODUCTION_CONFIG).serve.shard_scaling.max_replicas
     (line,) = over_caps(SHARD_REPLICAS, 13_938, caps)
     assert line == (
         "replicas per shard: needs 13,938, cluster/kuberay/rayservice.yaml serveConfigV2: "
-        "shard-N max_replicas allows 16"
+        f"shard-N max_replicas allows {most}"
     )
-    assert over_caps(SHARD_REPLICAS, 16, caps) == []
+    assert over_caps(SHARD_REPLICAS, most, caps) == []
     assert over_caps(SHARD_REPLICAS, None, caps) == []

@@ -138,6 +138,20 @@ def test_router_roots_are_keyed_by_the_log_they_route() -> None:
     assert generation.router_root() == "s3://bucket/pinstream/routers/pin-embeddings.g2"
 
 
+def test_the_batch_latency_budget_and_fetch_wait_are_checked_at_load(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "ingest:\n  batch_latency_budget_ms: 0\n"))
+    assert cfg.ingest.batch_latency_budget_ms == 0  # no wait: each poll is a batch
+    with pytest.raises(ConfigError, match=r"ingest: batch_latency_budget_ms .* must be >= 0"):
+        load_config(write(tmp_path, "ingest:\n  batch_latency_budget_ms: -1\n"))
+    with pytest.raises(ConfigError, match=r"ingest\.linger_ms: unknown key"):
+        load_config(write(tmp_path, "ingest:\n  linger_ms: 250\n"))  # replaced by the budget
+    with pytest.raises(ConfigError, match=r"broker: fetch_max_wait_ms must be > 0"):
+        load_config(write(tmp_path, "broker:\n  fetch_max_wait_ms: 0\n"))
+    text = "broker:\n  fetch_max_wait_ms: 40000\n"
+    with pytest.raises(ConfigError, match=r"broker: request_timeout_ms must be > max"):
+        load_config(write(tmp_path, text))
+
+
 def test_the_freshness_rule_of_the_embedder_pool_is_checked_at_load(tmp_path: Path) -> None:
     ingest = load_config().ingest
     assert ingest.freshness_slo_p99_s == 3.0 and ingest.freshness_window_s == 30.0

@@ -16,13 +16,16 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_need_no_key_and_run_one_replica_per_shard() -> None:
+def test_defaults_need_no_key_run_one_replica_per_shard_and_scale_the_front() -> None:
     serve = load_config().serve
     assert serve.api_keys == ()
     assert serve.max_body_bytes == 1024 * 1024
     scaling = serve.shard_scaling
     assert (scaling.min_replicas, scaling.max_replicas) == (1, 1)
     assert scaling.target_ongoing_requests == 2
+    # the ingress and the query encoder scale out to a second replica under load
+    assert (serve.ingress_scaling.max_replicas, serve.encoder_scaling.max_replicas) == (2, 2)
+    assert serve.encoder_scaling.target_ongoing_requests == serve.encoder_max_batch_size
 
 
 def test_api_keys_load_as_a_tuple_and_never_show_in_repr(tmp_path: Path) -> None:
@@ -59,6 +62,20 @@ def test_api_keys_load_as_a_tuple_and_never_show_in_repr(tmp_path: Path) -> None
             "serve:\n  shard_autoscaling: {target_ongoing_requests: 64}\n",
             r"shard_autoscaling.target_ongoing_requests \(64.0\) must be "
             r"<= shard_max_ongoing_requests",
+        ),
+        (
+            "serve:\n  ingress_autoscaling: {target_ongoing_requests: 300}\n",
+            r"ingress_autoscaling.target_ongoing_requests \(300.0\) must be "
+            r"<= ingress_max_ongoing_requests \(256\)",
+        ),
+        (
+            "serve:\n  encoder_max_batch_size: 8\n",  # the default target is a 32-text batch
+            r"encoder_autoscaling.target_ongoing_requests \(32.0\) must be "
+            r"<= encoder_max_ongoing_requests \(16\)",
+        ),
+        (
+            "serve:\n  encoder_autoscaling: {min_replicas: 3, max_replicas: 2}\n",
+            r"encoder_autoscaling: .*max_replicas \(2\) must be greater than or equal to",
         ),
         (
             "serve:\n  shard_max_batch_size: 64\n",

@@ -39,8 +39,22 @@ def test_max_k_is_a_thousand() -> None:
 
 
 def test_text_and_vector_together_are_refused() -> None:
-    with pytest.raises(ValidationError, match="either 'text' or 'vector', not both"):
+    with pytest.raises(ValidationError, match="not 'text' and 'vector'"):
         SearchRequest(text="lamp", vector=[1.0, 0.0])
+
+
+def test_an_image_is_a_query_of_its_own() -> None:
+    assert SearchRequest(image_url="file:///pins/a.png").image_url == "file:///pins/a.png"
+    assert SearchRequest(image_base64="aGk=").image_base64 == "aGk="
+    with pytest.raises(ValidationError, match="not 'text' and 'image_url' and 'image_base64'"):
+        SearchRequest(text="lamp", image_url="file:///pins/a.png", image_base64="aGk=")
+
+
+@pytest.mark.parametrize("data", ["aGk", "aGk=\n", "a===", "aG k=", "aGk=aGk=", "-_8="])
+def test_image_base64_is_standard_padded_base64(data: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        SearchRequest(image_base64=data)
+    assert [error["loc"] for error in refused.value.errors()] == [("image_base64",)]
 
 
 @pytest.mark.parametrize("body", [{}, {"k": 5}, {"text": None}, {"text": None, "vector": None}])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray.serve._private.build_app import build_app as build_serve_app
 
 from conf.config import PinstreamConfig
-from serve.app import build_app, shard_scaling
+from serve.app import build_app, replica_scaling
 
 
 def config(**scaling: object) -> PinstreamConfig:
@@ -17,12 +17,13 @@ def config(**scaling: object) -> PinstreamConfig:
 
 
 def test_equal_bounds_give_a_fixed_replica_count() -> None:
-    assert shard_scaling(config(max_replicas=2, min_replicas=2).serve) == {"num_replicas": 2}
+    scaling = config(max_replicas=2, min_replicas=2).serve.shard_scaling
+    assert replica_scaling(scaling) == {"num_replicas": 2}
 
 
 def test_wider_bounds_give_serve_autoscaling() -> None:
     settings = config(max_replicas=3, target_ongoing_requests=4, upscale_delay_s=1).serve
-    options = shard_scaling(settings)
+    options = replica_scaling(settings.shard_scaling)
     assert options["num_replicas"] == "auto"
     scaling = options["autoscaling_config"]
     assert (scaling.min_replicas, scaling.max_replicas) == (1, 3)
@@ -41,3 +42,6 @@ def test_the_app_has_one_fastapi_ingress_and_a_deployment_per_shard() -> None:
     assert shard.max_ongoing_requests == 32  # two 16-query batches: one searched, one filling
     assert by_name["query-encoder"].max_ongoing_requests == 64  # fills two 32-text batches
     assert by_name["ingress"].max_ongoing_requests == 256
+    for front in ("ingress", "query-encoder"):  # every deployment autoscales, as configured
+        scaling = by_name[front]._deployment_config.autoscaling_config
+        assert (scaling.min_replicas, scaling.max_replicas) == (1, 2), front

@@ -118,12 +118,16 @@ class FakeShard:
 
 
 class FakeEncoder:
-    """Text 'like pin-007' encodes to pin-007's vector; 'boom' fails like a bug would."""
+    """Text 'like pin-007' encodes to pin-007's vector; 'boom' fails like a bug would. A text
+    model: it embeds no images (as QueryEncoder answers for one)."""
 
     def encode(self, text: str) -> np.ndarray:
         if text == "boom":
             raise RuntimeError("secret internals")
         return VECTORS[PINS.index(text.removeprefix("like "))]
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray | None:
+        return None
 
 
 class RecordingMetric:
@@ -142,7 +146,11 @@ def make_ingress(
     slow_shard: int | None = None,
     max_body_bytes: int = 1 << 20,
     failing: dict[int, Exception] | None = None,
+    values: dict[str, Any] | None = None,
+    encoder: object | None = None,
 ) -> Ingress:
+    """An ingress over fake shards and `encoder` (a FakeEncoder by default); `values` are
+    config values set on top of the test's own."""
     cfg = PinstreamConfig().with_values(
         {
             "shards.dim": DIM,
@@ -152,6 +160,10 @@ def make_ingress(
             "serve.api_keys": list(keys),
             "serve.max_body_bytes": max_body_bytes,
             "storage.root": tempfile.mkdtemp(prefix="pinstream-test-"),  # its own traffic policy
+            # No sampled recall checks: they call the shards in the background, and tests
+            # here count the calls each shard gets.
+            "serve.recall_sample_rate": 0.0,
+            **(values or {}),
         }
     )
     failing = failing or {}
@@ -159,7 +171,8 @@ def make_ingress(
         FakeHandle(FakeShard(s, delay_s=2.0 if s == slow_shard else 0.0, error=failing.get(s)))
         for s in range(SHARDS)
     ]
-    ingress = Ingress(cfg, FakeHandle(FakeEncoder()), shards)  # type: ignore[arg-type]
+    encoder = FakeEncoder() if encoder is None else encoder
+    ingress = Ingress(cfg, FakeHandle(encoder), shards)  # type: ignore[arg-type]
     for name in ("requests", "latency", "shard_latency", "shard_failures", "partial_results"):
         setattr(ingress.metrics, name, RecordingMetric())
     return ingress

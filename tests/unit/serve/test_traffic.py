@@ -28,10 +28,18 @@ def test_canary_takes_its_share_of_draws() -> None:
 
 def test_low_confidence_by_metric() -> None:
     policy = TrafficPolicy("a", fallback="f", fallback_below=0.4)
-    assert policy.low_confidence(0.3, "ip") and not policy.low_confidence(0.5, "ip")
-    assert policy.low_confidence(0.5, "l2") and not policy.low_confidence(0.3, "l2")
-    assert policy.low_confidence(None, "ip"), "no hit at all is low confidence"
-    assert not TrafficPolicy("a").low_confidence(None, "ip"), "no fallback: never"
+    bar = policy.fallback_below
+    assert policy.low_confidence(0.3, "ip", bar) and not policy.low_confidence(0.5, "ip", bar)
+    assert policy.low_confidence(0.5, "l2", bar) and not policy.low_confidence(0.3, "l2", bar)
+    assert policy.low_confidence(None, "ip", bar), "no hit at all is low confidence"
+    assert not TrafficPolicy("a").low_confidence(None, "ip", bar), "no fallback: never"
+
+
+def test_a_fallback_share_is_a_fraction_and_needs_a_fallback() -> None:
+    with pytest.raises(TrafficPolicyError, match=r"fallback_share must be in \[0, 1\)"):
+        TrafficPolicy("a", fallback="f", fallback_share=1.0)
+    with pytest.raises(TrafficPolicyError, match="a fallback share needs a fallback"):
+        TrafficPolicy("a", fallback_share=0.1)
 
 
 def test_store_defaults_sets_and_rolls_back(tmp_path: Path) -> None:

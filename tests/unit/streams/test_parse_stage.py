@@ -98,6 +98,7 @@ def test_rows_against_the_events_they_encode(seed: int) -> None:
             "board": event.board,
             "text": text,
             "event_time": event.event_time,
+            "image_url": event.image_url,
             "error": None,
         }
 

@@ -27,6 +27,16 @@ def late_batch(clock: ManualClock, job: IngestScaling, age_s: float = 8.0) -> No
     job.written(4, [int((clock.now - age_s) * 1000)] * 4)
 
 
+def raised_to_two(clock: ManualClock) -> IngestScaling:
+    """A job whose late writes have just raised the floor to 2 (its delay restarting)."""
+    job = scaling(clock)
+    late_batch(clock, job)
+    job.steer()
+    clock.now += 1.0
+    assert job.steer() is not None and job.pool.floor == 2
+    return job
+
+
 def test_late_writes_raise_the_floor_and_the_report_says_why() -> None:
     clock = ManualClock(1000.0)
     job = scaling(clock)
@@ -46,11 +56,7 @@ def test_late_writes_raise_the_floor_and_the_report_says_why() -> None:
 
 def test_the_rule_runs_at_most_every_half_second() -> None:
     clock = ManualClock(1000.0)
-    job = scaling(clock)
-    late_batch(clock, job)
-    job.steer()
-    clock.now += 1.0
-    assert job.steer() is not None  # up to 2, and its delay restarts
+    job = raised_to_two(clock)
     clock.now += 1.0 + STEER_EVERY_S / 2
     assert job.steer() is not None  # the breach lasted the delay again: up to 3
     assert job.pool.floor == 3
@@ -60,12 +66,7 @@ def test_the_rule_runs_at_most_every_half_second() -> None:
 
 def test_an_idle_stream_brings_the_floor_back_after_the_downscale_delay() -> None:
     clock = ManualClock(1000.0)
-    job = scaling(clock)
-    late_batch(clock, job)
-    job.steer()
-    clock.now += 1.0
-    job.steer()
-    assert job.pool.floor == 2
+    job = raised_to_two(clock)
     clock.now += 11.0  # the late batches left the window: nothing written is well within
     assert job.steer() is None
     clock.now += 2.0

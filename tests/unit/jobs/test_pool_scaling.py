@@ -21,6 +21,16 @@ def rule(clock: ManualClock, min_size: int = 1, max_size: int = 4) -> PoolScalin
     )
 
 
+def raised_to_two(clock: ManualClock) -> PoolScalingRule:
+    """A rule whose floor a lasting breach has just raised to 2 (at 5 s)."""
+    scaling = rule(clock)
+    for second in (0.0, 5.0):
+        clock.now = second
+        scaling.decide(late())
+    assert scaling.floor == 2
+    return scaling
+
+
 def late(p99: float = 4.0, size: int = 1, lag_s: float = 0.0) -> PoolSignal:
     return PoolSignal(freshness_p99_s=p99, lag_s=lag_s, size=size)
 
@@ -104,14 +114,12 @@ def test_the_floor_drops_one_step_per_downscale_delay_well_within_the_slo() -> N
 
 def test_within_but_not_well_within_holds_the_floor_and_restarts_the_calm() -> None:
     clock = ManualClock(0.0)
-    scaling = rule(clock)
-    for second in (0.0, 5.0):
-        clock.now = second
-        scaling.decide(late())
+    scaling = raised_to_two(clock)
     assert scaling.floor == 2
     for second in range(6, 100):
         clock.now = float(second)
-        # p99 2.0 s: under the SLO, above half of it; every tenth second well within
+        # Well within (1.0 s), but every tenth second only within (2.0 s: above half the
+        # SLO): the calm restarts before it lasts the 30 s delay.
         p99 = 1.0 if second % 10 else 2.0
         assert scaling.decide(late(p99=p99)).action == "hold"
     assert scaling.floor == 2
@@ -119,10 +127,7 @@ def test_within_but_not_well_within_holds_the_floor_and_restarts_the_calm() -> N
 
 def test_nothing_written_is_well_within() -> None:
     clock = ManualClock(0.0)
-    scaling = rule(clock)
-    for second in (0.0, 5.0):
-        clock.now = second
-        scaling.decide(late())
+    scaling = raised_to_two(clock)
     clock.now = 6.0
     assert "nothing written" in scaling.decide(PoolSignal(None, 0.0, 2)).reason
     clock.now = 36.0

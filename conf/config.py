@@ -309,8 +309,25 @@ class IngestConfig:
     max_batches_per_actor: int = 2
     retry_backoff_s: float = 1.0
     retry_backoff_max_s: float = 30.0
+    # The embedder pool's freshness rule (jobs/pool_scaling.py): when the p99 of event_time ->
+    # written to the log over the last `freshness_window_s`, or the lag at the current rate,
+    # stays above the SLO for `pool_upscale_delay_s`, the job raises the pool's floor by one
+    # actor; after `pool_downscale_delay_s` well within it (half), it lowers the floor by one.
+    # 0 = no SLO: Ray Data's utilisation rule alone sizes the pool.
+    freshness_slo_p99_s: float = 3.0
+    freshness_window_s: float = 30.0
+    pool_upscale_delay_s: float = 5.0
+    pool_downscale_delay_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.freshness_slo_p99_s < 0:
+            raise ValueError(
+                f"freshness_slo_p99_s must be >= 0 (0 = no SLO), got {self.freshness_slo_p99_s}"
+            )
+        _positive("freshness_window_s", self.freshness_window_s)
+        for name in ("pool_upscale_delay_s", "pool_downscale_delay_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         _positive("retry_backoff_s", self.retry_backoff_s)
         if self.retry_backoff_max_s < self.retry_backoff_s:
             raise ValueError(

@@ -21,6 +21,7 @@ from jobs.generation_commands import add_generation_parsers
 from jobs.model_commands import add_model_parsers
 from jobs.router_commands import add_router_parsers
 from jobs.stack import LocalStack, resolved_bootstrap, running_state
+from streams.ingest_health import PoolReport
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 
@@ -237,6 +238,9 @@ def run_status(cfg: PinstreamConfig, args: argparse.Namespace) -> int:
             f"  ingest: {ingest['state']}{why}{stale}; {ingest['events']} events, "
             f"{ingest['dead_letters']} dead letters, {ingest['retries']} retries in a row"
         )
+        if ingest.get("pool"):
+            for line in PoolReport(**ingest["pool"]).describe():
+                print(f"  {line}")
     for shard in body["shards"]:
         fresh = shard["freshness"]
         print(

@@ -30,7 +30,9 @@ from ray.exceptions import RayError
 
 from conf.config import PinstreamConfig
 from encoder.embedder import Embedder
+from jobs.embedder_pool import EmbedderPool
 from jobs.ingest_metrics import IngestMetrics
+from jobs.ingest_scaling import IngestScaling
 from shards.router_store import load_router
 from streams.checkpoint import Checkpoint
 from streams.dead_letter import DeadLetter, DeadLetterWriter
@@ -50,6 +52,8 @@ PROGRESS_EVERY_S = 5.0
 DRAIN_IDLE_S = 2.0
 # Not the data's fault: retried from the last good commit. Anything else is a bug.
 RETRIED = (RayError, KafkaError, StreamError)
+# Ray Data names a map_batches operator after its class; the pool's floor is kept on this one.
+EMBEDDER_OPERATOR = f"MapBatches({Embedder.__name__})"
 
 
 @dataclass
@@ -65,8 +69,14 @@ class IngestStats:
     committed: dict[int, int] = field(default_factory=dict)
 
 
-def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_stop_s: float | None):
-    """The Ray Data dataset: read poll batches per partition, parse, embed in an actor pool."""
+def build_pipeline(
+    cfg: PinstreamConfig,
+    start_offsets: dict[int, int],
+    idle_stop_s: float | None,
+    pool: EmbedderPool | None = None,
+):
+    """The Ray Data dataset: read poll batches per partition, parse, embed in an actor pool
+    (which keeps the floor of `pool`, when given, and reports its size there)."""
     context = ray.data.DataContext.get_current()
     context.target_max_block_size = 1  # one poll = one block; see streams/poll_batch.py
     context.enable_progress_bars = False
@@ -114,7 +124,7 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
             compute=ray.data.ActorPoolStrategy(size=cfg.images.fetchers),
             num_cpus=cfg.images.fetch_num_cpus,
         )
-    return dataset.map_batches(
+    dataset = dataset.map_batches(
         Embedder,
         fn_constructor_kwargs={"model": cfg.model},
         batch_size=None,
@@ -127,6 +137,9 @@ def build_pipeline(cfg: PinstreamConfig, start_offsets: dict[int, int], idle_sto
         num_cpus=cfg.ingest.embedder_num_cpus,
         num_gpus=cfg.ingest.embedder_num_gpus,
     )
+    if pool is not None:  # this dataset's own context (read_datasource copied the current one)
+        dataset.context.custom_execution_callback_classes.append(pool.callback())
+    return dataset
 
 
 class IngestJob:
@@ -146,6 +159,14 @@ class IngestJob:
         self._failures = 0  # attempts failed since the last good checkpoint
         # Centroid routing: refused here, before any read, when the generation has no router.
         self._router = load_router(cfg)
+        settings = cfg.ingest
+        pool = EmbedderPool(
+            EMBEDDER_OPERATOR,
+            settings.embedders_min,
+            settings.embedders_max,
+            backlog_delay_s=settings.pool_upscale_delay_s,
+        )
+        self.scaling = IngestScaling(settings, pool)
 
     def stop(self, drain_s: float = 0.0) -> None:
         """Ask the job to return after the batch in hand or, with `drain_s`, once the stream
@@ -211,7 +232,7 @@ class IngestJob:
                 committer, cfg.topics.pins, start, [embeddings, dead_letters], self._client
             )
             self._commit(checkpoint, force=True)
-            pipeline = build_pipeline(cfg, start, self.idle_stop_s)
+            pipeline = build_pipeline(cfg, start, self.idle_stop_s, self.scaling.pool)
             self._consume(pipeline, checkpoint, committer, embeddings, dead_letters)
 
     def _consume(
@@ -232,6 +253,7 @@ class IngestJob:
                 self._write(records, embeddings, dead_letters)
                 last_records = now
             checkpoint.add(spans_of(polls))
+            self._steer_pool()
             if now - last_commit >= self.cfg.ingest.commit_interval_ms / 1000:
                 self._commit(checkpoint)
                 last_commit = now
@@ -254,8 +276,12 @@ class IngestJob:
             self._report("running")
 
     def _report(self, state: State, reason: str | None = None) -> None:
-        """Publish the job's health: state changes at once, progress every few seconds."""
+        """Publish the job's health: state changes and pool moves at once, progress every few
+        seconds."""
         since = self.health.since if state == self.health.state else time.time()
+        pool = self.scaling.report()
+        if self._metrics is not None:
+            self._metrics.record_pool(pool)
         self.health = IngestHealth(
             state=state,
             reason=reason,
@@ -264,6 +290,8 @@ class IngestJob:
             events=self.stats.events,
             dead_letters=self.stats.dead_letters,
             committed=dict(self.stats.committed),
+            lag=self.scaling.lag,
+            pool=pool,
         )
         try:
             write_health(self.cfg.storage.root, self.health)
@@ -273,10 +301,21 @@ class IngestJob:
     def _report_progress(self, committer: KafkaConsumer, checkpoint: Checkpoint) -> None:
         committed = checkpoint.tracker.committable()
         lag = _lag(committer, self.cfg.topics.pins, committed, self._client)
+        self.scaling.measured_lag(lag)
+        self._report(self.health.state, self.health.reason)
         if self._metrics is not None:
             self._metrics.record_lag(lag)
+        log.info("ingest: %s lag=%s pool=%s", self.stats, lag, self.scaling.pool.size)
+
+    def _steer_pool(self) -> None:
+        """Set the embedder pool's floor by the freshness rule; report when it moves."""
+        decision = self.scaling.steer()
+        if decision is None:
+            return
+        log.info("ingest: embedder pool %s", decision.describe())
+        if self._metrics is not None:
+            self._metrics.record_decision(decision)
         self._report(self.health.state, self.health.reason)
-        log.info("ingest: %s lag=%s", self.stats, lag)
 
     def _write(
         self, records: pa.Table, embeddings: EmbeddingsLogWriter, dead_letters: DeadLetterWriter
@@ -308,6 +347,7 @@ class IngestJob:
                 dim=self.cfg.shards.dim,
             )
             embeddings.write(rows)
+        self.scaling.written(records.num_rows, good.column("event_time").to_pylist())
         deletes = sum(1 for op in good.column("op").to_pylist() if op == "delete")
         self.stats.events += records.num_rows
         self.stats.dead_letters += records.num_rows - good.num_rows

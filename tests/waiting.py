@@ -16,3 +16,12 @@ def wait_until(
             return
         time.sleep(0.1)
     raise AssertionError(f"{what} not reached within {timeout_s}s")
+
+
+def holds(predicate: Callable[[], object], seconds: float, what: str = "condition") -> None:
+    """Poll `predicate` for `seconds`; AssertionError naming `what` the first time it is falsy."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not predicate():
+            raise AssertionError(f"{what} stopped holding")
+        time.sleep(0.1)

@@ -150,3 +150,18 @@ def test_the_batch_latency_budget_and_fetch_wait_are_checked_at_load(tmp_path: P
     text = "broker:\n  fetch_max_wait_ms: 40000\n"
     with pytest.raises(ConfigError, match=r"broker: request_timeout_ms must be > max"):
         load_config(write(tmp_path, text))
+
+
+def test_the_freshness_rule_of_the_embedder_pool_is_checked_at_load(tmp_path: Path) -> None:
+    ingest = load_config().ingest
+    assert ingest.freshness_slo_p99_s == 3.0 and ingest.freshness_window_s == 30.0
+    off = load_config(write(tmp_path, "ingest:\n  freshness_slo_p99_s: 0\n"))
+    assert off.ingest.freshness_slo_p99_s == 0  # 0 = no SLO: Ray Data's own rule alone
+    for text, message in (
+        ("freshness_slo_p99_s: -1", r"ingest: freshness_slo_p99_s must be >= 0"),
+        ("freshness_window_s: 0", r"ingest: freshness_window_s must be > 0"),
+        ("pool_upscale_delay_s: -1", r"ingest: pool_upscale_delay_s must be >= 0"),
+        ("pool_downscale_delay_s: -5", r"ingest: pool_downscale_delay_s must be >= 0"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, f"ingest:\n  {text}\n"))

@@ -6,6 +6,7 @@ import sys
 from kafka.errors import Cancelled, KafkaConnectionError
 
 from jobs.console import DriverMessagesFilter, KafkaClientInternals, Progress, pass_filtered
+from tests.clock import ManualClock
 
 RAY_NOISE = (
     b"[2026-12-01 09:07:46,925 E 2858 3415] core_worker.cc:2465: Actor with class name: "
@@ -16,21 +17,13 @@ RAY_NOISE = (
 RAY_ERROR = b"[2026-12-01 09:07:46,925 E 2858 3415] core_worker.cc:801: Failed to connect to GCS\n"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
 
 
 def test_a_terminal_gets_one_line_redrawn_in_place() -> None:
-    clock, out = Clock(), Terminal()
+    clock, out = ManualClock(), Terminal()
     progress = Progress("searchable", 200, out, clock=clock)
     for done in (0, 50, 200):
         clock.now += 1
@@ -45,7 +38,7 @@ def test_a_terminal_gets_one_line_redrawn_in_place() -> None:
 
 def test_a_shorter_line_covers_the_longer_one_before_it() -> None:
     out = Terminal()
-    progress = Progress("done", None, out, clock=Clock())
+    progress = Progress("done", None, out, clock=ManualClock())
     progress._show(123456)
     progress._show(7)
     last, previous = out.getvalue().split("\r")[-1], out.getvalue().split("\r")[-2]
@@ -53,7 +46,7 @@ def test_a_shorter_line_covers_the_longer_one_before_it() -> None:
 
 
 def test_a_terminal_is_redrawn_at_most_ten_times_a_second() -> None:
-    clock, out = Clock(), Terminal()
+    clock, out = ManualClock(), Terminal()
     progress = Progress("searchable", 10, out, clock=clock)
     for done in range(10):
         clock.now += 0.01
@@ -62,7 +55,7 @@ def test_a_terminal_is_redrawn_at_most_ten_times_a_second() -> None:
 
 
 def test_a_log_or_pipe_gets_a_plain_line_every_few_seconds() -> None:
-    clock, out = Clock(), io.StringIO()
+    clock, out = ManualClock(), io.StringIO()
     progress = Progress("searchable", 2000, out, every_s=5, clock=clock)
     for _ in range(12):  # 12 polls, one a second
         progress.update(640)
@@ -78,7 +71,7 @@ def test_a_log_or_pipe_gets_a_plain_line_every_few_seconds() -> None:
 
 
 def test_without_a_total_it_counts() -> None:
-    progress = Progress("embedded", None, io.StringIO(), clock=Clock())
+    progress = Progress("embedded", None, io.StringIO(), clock=ManualClock())
     assert progress.render(1234) == "  embedded: 1234  0s"
 
 

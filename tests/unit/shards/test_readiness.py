@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shards.readiness import END_REFRESH_S, CatchUp, caught_up
+from tests.clock import ManualClock
 
 
 @pytest.mark.parametrize(
@@ -25,16 +26,8 @@ def test_caught_up(position: int, end: int, idle_for: float, max_lag: int, expec
     assert caught_up(position, end, idle_for, max_lag, idle_s=0.5) is expected
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_catch_up_past_a_lagging_end_waits_for_an_idle_window() -> None:
-    clock, reads = Clock(), []
+    clock, reads = ManualClock(), []
 
     def end_offset() -> int:
         reads.append(clock.now)
@@ -52,7 +45,7 @@ def test_catch_up_past_a_lagging_end_waits_for_an_idle_window() -> None:
 
 
 def test_catch_up_follows_an_end_that_moves_on() -> None:
-    clock, ends = Clock(), iter([10, 50])
+    clock, ends = ManualClock(), iter([10, 50])
     catch_up = CatchUp(lambda: next(ends), max_lag=0, idle_s=0.5, clock=clock)
     assert catch_up.after_poll(10, got_records=True)
     clock.now += END_REFRESH_S
@@ -61,5 +54,5 @@ def test_catch_up_follows_an_end_that_moves_on() -> None:
 
 
 def test_catch_up_is_immediate_on_an_empty_partition() -> None:
-    catch_up = CatchUp(lambda: 0, max_lag=0, idle_s=0.5, clock=Clock())
+    catch_up = CatchUp(lambda: 0, max_lag=0, idle_s=0.5, clock=ManualClock())
     assert catch_up.after_poll(0, got_records=False)

@@ -140,6 +140,7 @@ def run_demo_session(cfg: PinstreamConfig, count: int, out: TextIO, images: bool
             )
         _show_queries(url, generator, pins[0].event.pin_id, out)
         if images:
+            _show_image_query(url, pins[3], out, indexed=True)
             _show_image_query(url, PinGenerator(seed=7, id_prefix="unseen").pins(1)[0], out)
         print("stopping ...", file=out, flush=True)
     print("demo finished", file=out)
@@ -189,17 +190,22 @@ def _show_queries(url: str, generator: PinGenerator, pin_id: str, out: TextIO) -
         print(f"  {hit['score']:.3f}  {hit['title']}", file=out)
 
 
-def _show_image_query(url: str, pin: SyntheticPin, out: TextIO) -> None:
-    """Search by the picture of a pin the index has never seen: its style's pins should come."""
+def _show_image_query(url: str, pin: SyntheticPin, out: TextIO, indexed: bool = False) -> None:
+    """Search by the picture of a pin: an indexed one should find itself first, an unseen
+    one pins of its style."""
     encoded = io.BytesIO()
     render_pin_image(pin, seed=2026).save(encoded, "PNG")
     body: dict[str, Any] = {"image_base64": base64.b64encode(encoded.getvalue()).decode(), "k": 5}
     response = requests.post(f"{url}/v1/search", json=body, timeout=30)
     response.raise_for_status()
     found = response.json()
-    print(
-        f"\nsearch by the picture of an unseen {pin.style} pin ({found['took_ms']:.1f} ms):",
-        file=out,
-    )
+    which = f"indexed pin {pin.event.pin_id}" if indexed else f"unseen {pin.style} pin"
+    print(f"\nsearch by the picture of an {which} ({found['took_ms']:.1f} ms):", file=out)
     for hit in found["results"]:
         print(f"  {hit['score']:.3f}  {hit['title']}", file=out)
+    if indexed:
+        first = found["results"][0]["pin_id"] if found["results"] else None
+        print(
+            f"  {'found itself first' if first == pin.event.pin_id else 'NOT itself first'}",
+            file=out,
+        )

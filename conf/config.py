@@ -298,7 +298,10 @@ class IngestConfig:
     # A poll batch closes when it holds max_poll_records or when its oldest record is this
     # old, counted from its Kafka timestamp (streams/batch_budget.py): the share of the
     # freshness budget a record may spend waiting for its batch to fill.
-    batch_latency_budget_ms: int = 250
+    # 800 ms measured best at half the sustainable rate on 2 cores (bench/results/ingest.json,
+    # docs/scaling.md): at 250 and 500 the batches (6, 9) were too small for the encoder to
+    # keep up, and the queue in front of it cost far more than the wait.
+    batch_latency_budget_ms: int = 800
     commit_interval_ms: int = 200
     embedders_min: int = 1
     embedders_max: int = 1

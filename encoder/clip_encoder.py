@@ -122,7 +122,8 @@ def pixel_values(
     scaled to [0, 1], normalised by the (1, 3, 1, 1) `mean` and `std`, in its dtype."""
     parameter = next(model.parameters())
     side = int(model.config.vision_config.image_size)
-    pixels = torch.from_numpy(np.ascontiguousarray(images)).to(parameter.device)
+    # torch refuses to share memory it may not write: a read-only array (Pillow's) is copied
+    pixels = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(parameter.device)
     pixels = pixels.permute(0, 3, 1, 2).float() / 255.0
     if pixels.shape[-2:] != (side, side):
         pixels = torch.nn.functional.interpolate(

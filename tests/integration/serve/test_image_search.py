@@ -9,6 +9,7 @@ pixels, it embeds to the same vector in the query encoder's image tower.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +18,21 @@ import grpc
 import numpy as np
 import pytest
 import requests
+from ray import serve
 
 from conf.config import PinstreamConfig
 from encoder.clip_encoder import ClipEncoder
+from encoder.registry import ModelRegistry
 from encoder.tiny_clip import TINY_DIM, TINY_IMAGE_SIZE, build_tiny_clip
+from jobs.backfill import Backfill
 from serve.app import build_app
+from serve.generation import generation_app_name
 from serve.proto import pinstream_pb2 as pb
 from serve.proto.pinstream_pb2_grpc import PinSearchStub
+from serve.traffic import TrafficPolicy, TrafficStore
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.local_broker import LocalBroker
+from streams.producer import PinProducer
 from streams.synthetic import PinGenerator, SyntheticPin
 from streams.synthetic_images import render_pin_image, write_pin_images
 from tests.integration.conftest import unique_config
@@ -144,3 +151,42 @@ def test_grpc_searches_by_image_and_refuses_as_http_does(api: ImageApi, grpc_tar
             stub.Search(pb.SearchRequest(image_url=REFUSED_URL), metadata=metadata, timeout=60)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details() == api.search({"image_url": REFUSED_URL}).json()["detail"]
+
+
+def test_a_backfill_builds_a_visual_generation_from_the_pins_pictures(api: ImageApi) -> None:
+    """The pins (with their file:// pictures) on `pins`, and a second CLIP in the registry: the
+    backfill re-fetches every picture and embeds it with that model, into a generation of
+    its own that the policy's shadow makes reachable; there a pin's picture finds it first."""
+    root = Path(str(api.pins[0].event.image_url).removeprefix("file://")).parent.parent
+    registry = ModelRegistry(str(root / "models"))
+    second = build_tiny_clip(root / "tiny-clip-2", seed=1)
+    registry.publish(
+        second, base_model="tiny", data_hash="-", metrics={}, training={}, version="v2"
+    )
+    cfg = api.cfg.with_value("model.registry", registry.root)
+    with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
+        producer.send_all(pin.event for pin in api.pins)
+    backfill = Backfill(cfg, model="v2", generation="tiny-clip-v2", idle_stop_s=2.0)
+    try:
+        stats = backfill.run()
+        assert (stats.embedded, stats.dead_letters) == (COUNT, 0)
+        TrafficStore(cfg).set(TrafficPolicy(cfg.model.generation, shadow="tiny-clip-v2"))
+        pin = api.pins[5]
+        body = {"image_url": pin.event.image_url, "k": 3, "generation": "tiny-clip-v2"}
+
+        def found_in_the_new_generation() -> bool:
+            response = api.search(body)
+            return response.status_code == 200 and top(response)[0] == pin.event.pin_id
+
+        wait_until(found_in_the_new_generation, 120, "the pin found by its picture in v2")
+        answer = api.search(body).json()
+        assert answer["generation"] == "tiny-clip-v2"
+        assert answer["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+        # Another model, another space: v2's vector of the picture is not v1's.
+        v2 = ClipEncoder(dataclasses.replace(cfg.model, name="v2")).encode_images(
+            np.asarray(render_pin_image(pin, size=TINY_IMAGE_SIZE))[None]
+        )
+        assert float(v2[0] @ api.vectors[5]) < 0.99
+    finally:
+        TrafficStore(cfg).set(TrafficPolicy(cfg.model.generation))
+        serve.delete(generation_app_name(cfg.serve.app_name, "tiny-clip-v2"))

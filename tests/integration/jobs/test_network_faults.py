@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from conf.config import PinstreamConfig
 from jobs.ingest import IngestJob
@@ -14,6 +15,7 @@ from streams.ingest_health import read_health
 from streams.producer import PinProducer
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
 from tests.integration.jobs.test_ingest_faults import committed_total, workload
+from tests.integration.jobs.visual_workload import image_workload, visual_config
 from tests.integration.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
@@ -76,6 +78,42 @@ def test_connection_resets_mid_stream_lose_nothing(
                 producer.send_all(events[start : start + 100])
                 proxy.reset()  # every client's connections, the ingest job's included
         wait_until(lambda: committed_total(cfg) == len(events), 240, "all committed")
+    finally:
+        job.stop()
+        runner.join(timeout=60)
+    assert proxy.connections > 5
+    live, _ = fold_log(cfg)
+    assert live == oracle_fold(events)
+
+
+def test_connection_resets_with_images_and_a_pool_of_two_lose_nothing(
+    faulty: tuple[TcpProxy, PinstreamConfig], ray_session, tmp_path: Path
+) -> None:
+    """The same resets with image pins, a CLIP embedder and a pool that may grow to two: the
+    picture fetches, the pool's moves and the floor ride them out, and the job says so."""
+    proxy, cfg = faulty
+    cfg = visual_config(cfg, tmp_path).with_values(
+        {"ingest.embedders_max": 2, "ingest.embedder_num_cpus": 0.25}
+    )
+    events = image_workload("rsti", 300, tmp_path)
+    job = IngestJob(cfg)
+    runner = run_in_background(job)
+    try:
+        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
+            for start in range(0, len(events), 60):
+                producer.send_all(events[start : start + 60])
+                proxy.reset()
+        wait_until(lambda: committed_total(cfg) == len(events), 240, "all committed")
+
+        def reported_every_event() -> bool:  # the report is written every few seconds
+            health = read_health(cfg.storage.root)
+            return health is not None and health.events == len(events)
+
+        wait_until(reported_every_event, 30, "the job's report of every event")
+        health = read_health(cfg.storage.root)
+        assert health is not None and health.state == "running" and health.pool is not None
+        assert (health.pool.min_size, health.pool.max_size) == (1, 2)
+        assert health.dead_letters == 0
     finally:
         job.stop()
         runner.join(timeout=60)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
@@ -20,6 +21,7 @@ from streams.kafka_io import assigned_consumer, committed_offsets, drain
 from streams.synthetic import PinGenerator, malformed_events
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
 from tests.integration.jobs.test_ingest_faults import workload
+from tests.integration.jobs.visual_workload import image_workload, visual_config
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 Record = tuple[bytes | None, bytes | None]
@@ -169,3 +171,23 @@ def test_aborted_transactions_are_not_indexed_and_commits_pass_their_markers(
         tps = [TopicPartition(cfg.topics.pins, p) for p in committed]
         gaps = sum(consumer.end_offsets(tps).values()) > len(indexed)
     assert gaps, "the broker wrote no transaction markers: this test checks nothing"
+
+
+def test_image_pins_from_librdkafka_in_every_codec_are_embedded_from_their_pictures(
+    cfg: PinstreamConfig, ray_session, tmp_path: Path
+) -> None:
+    """Image pins (file:// pictures, updates, tombstone deletes) from one librdkafka producer
+    per codec, each owning its pins, through the image stage and a CLIP embedder."""
+    cfg = visual_config(cfg, tmp_path)
+    events = image_workload("imgcodec", 120, tmp_path)
+    per_codec: list[list[Record]] = [[] for _ in CODECS]
+    for event in events:
+        per_codec[zlib.crc32(event.pin_id.encode()) % len(CODECS)].append(as_record(event))
+    for codec, records in zip(CODECS, per_codec, strict=True):
+        produce_librdkafka(librdkafka_producer(cfg, codec), cfg.topics.pins, records)
+
+    stats = IngestJob(cfg, idle_stop_s=3.0).run()
+
+    assert (stats.events, stats.dead_letters) == (len(events), 0)
+    live, _ = fold_log(cfg)
+    assert live == oracle_fold(events)

@@ -41,7 +41,7 @@ from streams.events import encode_pin_event
 from streams.image_decode import decode_image
 from streams.image_stage import IMAGE_COLUMN, FetchImages, image_column
 from streams.parse_stage import ParseEvents
-from streams.poll_batch import RECORD_SCHEMA, pack, spans_table, unpack
+from streams.poll_batch import pack, records_of, spans_table, unpack
 from streams.synthetic import PinGenerator
 from streams.synthetic_images import write_pin_images
 
@@ -50,18 +50,8 @@ DEFAULT_OUT = Path("bench/results/visual.json")
 
 def parsed_poll(events: list[Any]) -> pa.Table:
     """One partition's poll of these events, parsed (what the image stage receives)."""
-    records = [encode_pin_event(event) for event in events]
-    raw = pa.table(
-        {
-            "partition": pa.array([0] * len(records), pa.int32()),
-            "offset": pa.array(range(len(records)), pa.int64()),
-            "timestamp_ms": pa.array([0] * len(records), pa.int64()),
-            "key": pa.array([key for key, _ in records], pa.binary()),
-            "value": pa.array([value for _, value in records], pa.binary()),
-        },
-        schema=RECORD_SCHEMA,
-    )
-    return ParseEvents()(pack(raw, spans_table([(0, 0, len(records))])))
+    raw = records_of(0, [encode_pin_event(event) for event in events])
+    return ParseEvents()(pack(raw, spans_table([(0, 0, len(events))])))
 
 
 def rate(count: int, run: Callable[[], object], repeats: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ or from the image tower for a search by image. Every vector is L2-normalised flo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,13 @@ import torch
 from conf.config import ModelConfig
 from encoder.exceptions import EncoderError
 from encoder.model_folder import load_model
-from encoder.text_encoder import DTYPES, model_path, resolve_device
+from encoder.text_encoder import (
+    DTYPES,
+    checked_texts,
+    encode_in_batches,
+    model_path,
+    resolve_device,
+)
 
 # OpenAI CLIP's pixel statistics: what a folder without a preprocessor_config.json gets.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -72,9 +78,7 @@ class ClipEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """The text tower: a C-contiguous float32 [len(texts), dim] array of unit vectors."""
-        if isinstance(texts, str):
-            raise EncoderError("encode takes a sequence of texts, got a single str")
-        return self._batched(list(texts), self._encode_texts)
+        return self._batched(checked_texts(texts), self._encode_texts)
 
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         """The image tower over (n, s, s, 3) uint8 RGB images (any s: resized to the model's)."""
@@ -84,15 +88,8 @@ class ClipEncoder:
             )
         return self._batched(images, self._encode_pixels)
 
-    def _batched(self, items: Any, encode: Any) -> np.ndarray:
-        if len(items) == 0:
-            return np.empty((0, self._dim), dtype=np.float32)
-        size = self.config.batch_size
-        chunks = [encode(items[i : i + size]) for i in range(0, len(items), size)]
-        vectors = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
-        if not np.isfinite(vectors).all():
-            raise EncoderError("encoder produced non-finite values")
-        return vectors
+    def _batched(self, items: Any, encode_chunk: Callable[[Any], np.ndarray]) -> np.ndarray:
+        return encode_in_batches(items, self.config.batch_size, self._dim, encode_chunk)
 
     @torch.inference_mode()
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
@@ -132,24 +129,19 @@ def pixel_values(
     return ((pixels - mean.to(pixels.device)) / std.to(pixels.device)).to(parameter.dtype)
 
 
-def pixel_statistics(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (1, 3, 1, 1) image mean and std of a model folder: its preprocessor config's, else
-    CLIP's."""
-    mean, std = _pixel_statistics(folder)
-    return torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-
-
 def _unit(features: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(features.float(), p=2, dim=1).cpu().numpy()
 
 
-def _pixel_statistics(folder: Path) -> tuple[Sequence[float], Sequence[float]]:
-    """The folder's own image mean and std (its preprocessor config), else CLIP's."""
+def pixel_statistics(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (1, 3, 1, 1) image mean and std of a model folder: its preprocessor config's, else
+    CLIP's."""
+    mean, std = CLIP_MEAN, CLIP_STD
     path = folder / PREPROCESSOR_FILE
-    if not path.is_file():
-        return CLIP_MEAN, CLIP_STD
-    try:
-        settings = json.loads(path.read_text())
-        return settings.get("image_mean", CLIP_MEAN), settings.get("image_std", CLIP_STD)
-    except (OSError, ValueError) as exc:
-        raise EncoderError(f"cannot read {path}: {exc}") from exc
+    if path.is_file():
+        try:
+            settings = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise EncoderError(f"cannot read {path}: {exc}") from exc
+        mean, std = settings.get("image_mean", mean), settings.get("image_std", std)
+    return torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)

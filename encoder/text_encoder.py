@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,19 +90,8 @@ class TextEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return a C-contiguous float32 [len(texts), dim] array of unit-norm vectors."""
-        if isinstance(texts, str):
-            raise EncoderError("encode takes a sequence of texts, got a single str")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise EncoderError(f"texts[{i}] is {type(text).__name__}, expected str")
-        if len(texts) == 0:
-            return np.empty((0, self._dim), dtype=np.float32)
-        size = self.config.batch_size
-        chunks = [self._encode_chunk(list(texts[i : i + size])) for i in range(0, len(texts), size)]
-        vectors = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
-        if not np.isfinite(vectors).all():
-            raise EncoderError("encoder produced non-finite values")
-        return vectors
+        texts = checked_texts(texts)
+        return encode_in_batches(texts, self.config.batch_size, self._dim, self._encode_chunk)
 
     @torch.inference_mode()
     def _encode_chunk(self, texts: list[str]) -> np.ndarray:
@@ -115,6 +104,30 @@ class TextEncoder:
         ).to(self._device)
         hidden = self._model(**batch).last_hidden_state.float()  # pool in fp32 for bf16/fp16
         return mean_pool(hidden, batch["attention_mask"]).cpu().numpy()
+
+
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """`texts` as a list, each one a str (a lone str is refused: it is not a sequence of them)."""
+    if isinstance(texts, str):
+        raise EncoderError("encode takes a sequence of texts, got a single str")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise EncoderError(f"texts[{i}] is {type(text).__name__}, expected str")
+    return list(texts)
+
+
+def encode_in_batches(
+    items: Sequence[Any], batch_size: int, dim: int, encode_chunk: Callable[[Any], np.ndarray]
+) -> np.ndarray:
+    """The vectors of `items`, encoded `batch_size` at a time: one C-contiguous float32
+    [len(items), dim] array; non-finite values are an EncoderError."""
+    if len(items) == 0:
+        return np.empty((0, dim), dtype=np.float32)
+    chunks = [encode_chunk(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+    vectors = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise EncoderError("encoder produced non-finite values")
+    return vectors
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -73,3 +73,18 @@ def _one_list(values: pa.Array) -> pa.ListArray:
 def empty_records() -> pa.Table:
     """A flat record table with no rows."""
     return RECORD_SCHEMA.empty_table()
+
+
+def records_of(partition: int, keyed: list[tuple[bytes | None, bytes | None]]) -> pa.Table:
+    """A flat record table of (key, value) pairs at offsets 0.. of one partition, timestamp 0:
+    records as a read task would poll them, for tests and benchmarks."""
+    return pa.table(
+        {
+            "partition": pa.array([partition] * len(keyed), pa.int32()),
+            "offset": pa.array(range(len(keyed)), pa.int64()),
+            "timestamp_ms": pa.array([0] * len(keyed), pa.int64()),
+            "key": pa.array([key for key, _ in keyed], pa.binary()),
+            "value": pa.array([value for _, value in keyed], pa.binary()),
+        },
+        schema=RECORD_SCHEMA,
+    )

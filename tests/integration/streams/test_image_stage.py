@@ -22,7 +22,7 @@ from streams.image_decode import decode_image
 from streams.image_stage import IMAGE_COLUMN, FetchImages, image_arrays
 from streams.kafka_io import drain
 from streams.parse_stage import ParseEvents
-from streams.poll_batch import RECORD_SCHEMA, pack, spans_table, unpack
+from streams.poll_batch import pack, records_of, spans_table, unpack
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 from streams.synthetic_images import write_pin_images
@@ -49,18 +49,8 @@ def pins_with_images(folder: Path, count: int, prefix: str) -> tuple[list[PinEve
 
 
 def poll_of(events: list[PinEvent], partition: int) -> pa.Table:
-    records = [encode_pin_event(event) for event in events]
-    raw = pa.table(
-        {
-            "partition": pa.array([partition] * len(records), pa.int32()),
-            "offset": pa.array(range(len(records)), pa.int64()),
-            "timestamp_ms": pa.array([0] * len(records), pa.int64()),
-            "key": pa.array([key for key, _ in records], pa.binary()),
-            "value": pa.array([value for _, value in records], pa.binary()),
-        },
-        schema=RECORD_SCHEMA,
-    )
-    return ParseEvents()(pack(raw, spans_table([(partition, 0, len(records))])))
+    raw = records_of(partition, [encode_pin_event(event) for event in events])
+    return ParseEvents()(pack(raw, spans_table([(partition, 0, len(events))])))
 
 
 def test_the_stage_on_ray_data_decodes_images_and_gives_broken_ones_reasons(

@@ -14,7 +14,7 @@ from encoder.text_encoder import TextEncoder, model_path
 from streams.embeddings_log import log_schema
 from streams.events import encode_pin_event
 from streams.parse_stage import ParseEvents
-from streams.poll_batch import RECORD_SCHEMA, empty_records, pack, spans_table, unpack
+from streams.poll_batch import empty_records, pack, records_of, spans_table, unpack
 from streams.synthetic import PinGenerator, malformed_events
 
 
@@ -33,17 +33,7 @@ def parsed_poll() -> pa.Table:
     records.insert(2, encode_pin_event(generator.delete(pins[0].event.pin_id, event_time=2_000)))
     bad = [(key, value) for key, value, _ in malformed_events()[:3]]
     records = records[:4] + bad + records[4:]
-    n = len(records)
-    raw = pa.table(
-        {
-            "partition": pa.array([0] * n, pa.int32()),
-            "offset": pa.array(range(n), pa.int64()),
-            "timestamp_ms": pa.array([0] * n, pa.int64()),
-            "key": pa.array([key for key, _ in records], pa.binary()),
-            "value": pa.array([value for _, value in records], pa.binary()),
-        },
-        schema=RECORD_SCHEMA,
-    )
+    raw = records_of(0, records)
     return ParseEvents()(pack(raw, spans_table([])))
 
 

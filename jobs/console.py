@@ -66,6 +66,14 @@ class KafkaClientInternals(logging.Filter):
                 str(record.msg).startswith("Metadata refresh: failed")
                 and any(isinstance(arg, Cancelled) for arg in args)
             )
+        if record.name == "kafka.net.transport":
+            # A read the I/O loop had scheduled on a transport that closing the client has
+            # just torn down (its socket already None): logged as an ERROR with a traceback.
+            error = record.exc_info[1] if record.exc_info else None
+            return not (
+                isinstance(error, AttributeError)
+                and "'NoneType' object has no attribute" in str(error)
+            )
         # A step of its I/O loop over 0.1 s of wall time, which on a busy machine is the GIL
         # or the CPU elsewhere, not a loop of the client's: "... blocking the event loop".
         return "blocking the event loop" not in record.getMessage()
@@ -82,7 +90,7 @@ def configure_logging(verbose: bool) -> None:
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     internals = KafkaClientInternals()
-    for name in ("kafka.cluster", "kafka.net.selector"):
+    for name in ("kafka.cluster", "kafka.net.selector", "kafka.net.transport"):
         kafka_logger = logging.getLogger(name)
         if not any(isinstance(f, KafkaClientInternals) for f in kafka_logger.filters):
             kafka_logger.addFilter(internals)

@@ -140,3 +140,18 @@ def test_driver_messages_filter_drops_only_the_worker_pool_notice() -> None:
         "\x1b[33m(raylet)\x1b[0m A worker died or was killed while executing a task\n"
         "\r  demo [####------] 40/100"
     )
+
+
+def _failed_read(error: BaseException) -> logging.LogRecord:
+    """kafka-python's report of a receive that raised, with its exception, as it logs it."""
+    record = _record("kafka.net.transport", logging.ERROR, "%s: Error receiving network data", "t")
+    record.exc_info = (type(error), error, None)
+    return record
+
+
+def test_a_read_on_a_transport_the_client_closed_is_dropped_and_real_read_errors_kept() -> None:
+    keep = KafkaClientInternals().filter
+    closed = AttributeError("'NoneType' object has no attribute 'recv'")
+    assert not keep(_failed_read(closed))
+    assert keep(_failed_read(ConnectionResetError(104, "Connection reset by peer")))
+    assert keep(_record("kafka.net.transport", logging.ERROR, "%s: socket disconnected", "t"))

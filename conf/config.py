@@ -432,8 +432,11 @@ class ServeConfig:
     shard_max_ongoing_requests: int = 32
     # Cross-request batching at a shard replica: concurrent queries are searched as one FAISS
     # call, up to this many, waiting at most this long for a batch to fill.
-    shard_max_batch_size: int = 16
-    shard_batch_wait_s: float = 0.001
+    shard_max_batch_size: int = 64
+    shard_batch_wait_s: float = 0.0
+    # Cross-request batching at the ingress: the single searches of a generation that reach
+    # an ingress replica together go to each shard as one call of at most this many.
+    fan_out_max_batch_size: int = 64
     # Hedged shard requests: a search not answered by this quantile of the shard's observed
     # latency goes to a second replica too, and the first answer wins (0 = off; only where a
     # shard deployment may run 2 or more replicas).
@@ -494,7 +497,7 @@ class ServeConfig:
             "shard_timeout_s",
             "shard_max_ongoing_requests",
             "shard_max_batch_size",
-            "shard_batch_wait_s",
+            "fan_out_max_batch_size",
             "hedge_min_samples",
             "shard_ready_idle_s",
             "shard_ready_timeout_s",
@@ -506,9 +509,9 @@ class ServeConfig:
             "max_batch_queries",
         ):
             _positive(name, getattr(self, name))
-        if self.ingress_drain_s < 0:
-            raise ValueError(f"ingress_drain_s must be >= 0, got {self.ingress_drain_s}")
         for name in (
+            "ingress_drain_s",
+            "shard_batch_wait_s",
             "encoder_num_gpus",
             "encoder_threads",
             "shard_ready_max_lag",
@@ -528,12 +531,6 @@ class ServeConfig:
             )
         if not 0.0 <= self.hedge_quantile < 1.0:
             raise ValueError(f"hedge_quantile must be in [0, 1), got {self.hedge_quantile}")
-        if self.shard_max_batch_size > self.shard_max_ongoing_requests:
-            # A replica never holds more queries than it may take at once.
-            raise ValueError(
-                f"shard_max_batch_size ({self.shard_max_batch_size}) must be "
-                f"<= shard_max_ongoing_requests ({self.shard_max_ongoing_requests})"
-            )
         for key, scaling, most in (
             ("ingress_autoscaling", self.ingress_scaling, "ingress_max_ongoing_requests"),
             ("encoder_autoscaling", self.encoder_scaling, "encoder_max_ongoing_requests"),

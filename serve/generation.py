@@ -23,6 +23,7 @@ from ray.serve.handle import DeploymentHandle
 
 from conf.config import ServeConfig
 from serve.exceptions import ImagesNotEmbedded, PinNotIndexed, ShardUnavailable
+from serve.fan_out_batcher import FanOutBatcher
 from serve.filters import SearchFilter
 from serve.hedging import LatencyWindow, first_answer
 from serve.metrics import IngressMetrics
@@ -77,6 +78,10 @@ class GenerationClient:
             for shard in range(len(shards))
             for method in HEDGED_METHODS
         }
+        # Single searches that reach the ingress together fan out together.
+        self._together: FanOutBatcher[ShardQuery, tuple[Hits, list[int]]] = FanOutBatcher(
+            self._search_together, settings.fan_out_max_batch_size
+        )
 
     async def encode(self, text: str) -> np.ndarray:
         """The query vector of text in this generation's space."""
@@ -102,11 +107,20 @@ class GenerationClient:
     async def search(
         self, vector: np.ndarray, k: int, keep: SearchFilter, exact: bool = False
     ) -> tuple[Hits, list[int]]:
-        """Merged top-k over the query's shards that answered, and those that did not."""
-        (shards,) = self.targets(vector[None, :], exact)
-        query = ShardQuery(vector, k, keep, exact)
+        """Merged top-k over the query's shards that answered, and those that did not; sent
+        with the other searches of this generation that reach the ingress at the same time
+        (serve/fan_out_batcher.py)."""
+        return await self._together.submit(ShardQuery(vector, k, keep, exact))
+
+    async def _search_together(self, queries: list[ShardQuery]) -> list[tuple[Hits, list[int]]]:
+        """A query alone goes to its shards as one search, several as one batch per shard."""
+        self.metrics.fan_out_batch_size.observe(len(queries), tags={"generation": self.generation})
+        if len(queries) > 1:
+            return await self.search_many(queries)
+        (query,) = queries
+        (shards,) = self.targets(query.vector[None, :], query.exact)
         answers, missing = await self.fan_out("search", {shard: (query,) for shard in shards})
-        return self._merged(list(answers.values()), k), missing
+        return [(self._merged(list(answers.values()), query.k), missing)]
 
     async def search_many(self, queries: list[ShardQuery]) -> list[tuple[Hits, list[int]]]:
         """Each query's merged top-k and the shards of its own that did not answer, in order:

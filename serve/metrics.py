@@ -86,6 +86,13 @@ class IngressMetrics:
             "ingress replica (the policy's fallback_share is the share wanted)",
             tag_keys=("primary", "fallback"),
         )
+        self.fan_out_batch_size = metrics.Histogram(
+            "pinstream_fan_out_batch_size",
+            description="single searches that reached an ingress replica together and went "
+            "to the shards as one call per shard, by generation",
+            boundaries=BATCH_SIZE_BUCKETS,
+            tag_keys=("generation",),
+        )
         self.partial_results = metrics.Counter(
             "pinstream_partial_results",
             description="answers that left out at least one shard, by endpoint",

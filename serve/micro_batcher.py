@@ -42,13 +42,21 @@ class MicroBatcher(Generic[Item, Result]):
 
     async def submit(self, item: Item) -> Result:
         """The result of `item`, searched with whatever else arrives meanwhile."""
+        return (await self.submit_many([item]))[0]
+
+    async def submit_many(self, items: list[Item]) -> list[Result]:
+        """The result of each item, in order; the items join the queue together, so that a
+        batch of them is searched with whatever else arrives (split where it passes
+        max_batch_size)."""
         if self._queue is None or self._worker is None or self._worker.done():
             # Made on first use, on the loop that serves requests (not the constructor's).
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._run(self._queue))
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
-        return await future
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Result]] = [loop.create_future() for _ in items]
+        for item, future in zip(items, futures, strict=True):
+            self._queue.put_nowait((item, future))
+        return list(await asyncio.gather(*futures))
 
     async def _run(self, queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]]) -> None:
         while True:

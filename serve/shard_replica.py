@@ -43,8 +43,9 @@ RETIRE_AFTER_S = 30.0
 class ShardReplica:
     """Applies its partition of the log in a background thread; searches any time.
 
-    Concurrent `search` calls are gathered into batches (`serve.shard_max_batch_size`,
-    `serve.shard_batch_wait_s`) and searched together; `search_batch` takes a list at once.
+    Concurrent `search` and `search_batch` calls are gathered into batches
+    (`serve.shard_max_batch_size`, `serve.shard_batch_wait_s`) and searched together, one
+    batch at a time (`answer_batch`).
     """
 
     def __init__(self, cfg: PinstreamConfig, shard: int, poll_timeout_ms: int = 100) -> None:
@@ -64,7 +65,7 @@ class ShardReplica:
         self._search_s = 0.0  # time spent searching: with wall time, how loaded the replica is
         self._counts_lock = threading.Lock()  # batches are searched in worker threads
         self._batcher: MicroBatcher[ShardQuery, Hits] = MicroBatcher(
-            self.search_batch, cfg.serve.shard_max_batch_size, cfg.serve.shard_batch_wait_s
+            self.answer_batch, cfg.serve.shard_max_batch_size, cfg.serve.shard_batch_wait_s
         )
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -223,9 +224,14 @@ class ShardReplica:
         releases the GIL), so the next batch gathers while this one is searched."""
         return await self._batcher.submit(query)
 
-    def search_batch(self, queries: list[ShardQuery]) -> list[Hits]:
-        """Top-k of each query, in order: one FAISS search per group of queries that share k,
-        filter and mode (serve/shard_query.py)."""
+    async def search_batch(self, queries: list[ShardQuery]) -> list[Hits]:
+        """Top-k of each query, in order (what the ingress sends for queries that reached it
+        together): searched with the other queries that arrive meanwhile, as `search`."""
+        return await self._batcher.submit_many(queries)
+
+    def answer_batch(self, queries: list[ShardQuery]) -> list[Hits]:
+        """Top-k of each query, in order, now: one FAISS search per group of queries that
+        share k, filter and mode (serve/shard_query.py)."""
         self.batch_sizes.observe(len(queries))
         started = time.perf_counter()
         answers = answer_queries(self.state, queries)

@@ -278,6 +278,11 @@ def test_concurrent_queries_are_batched_and_each_gets_its_answer_alone(api: Api)
 
     wait_until(text_batched, timeout_s=60, what="a query-encoder batch of more than one text")
 
+    def fanned_out_together() -> bool:
+        return batches_over_one(prometheus_lines(), "ray_pinstream_fan_out_batch_size") > 0
+
+    wait_until(fanned_out_together, timeout_s=60, what="searches sent to the shards together")
+
 
 def test_a_batch_request_answers_in_order_with_one_call_per_shard(api: Api) -> None:
     mixed = queries_of(api, 12)  # two vectors at most: the body limit here is 32 KiB

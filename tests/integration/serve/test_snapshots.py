@@ -145,7 +145,7 @@ def test_newer_snapshots_swap_in_without_a_failed_or_short_query(cfg: PinstreamC
     def query_stream() -> None:
         while not stop.is_set():
             try:
-                results = replica.search_batch([ShardQuery(q, 10) for q in queries])
+                results = replica.answer_batch([ShardQuery(q, 10) for q in queries])
                 if any(len(hits) != 10 for hits in results):
                     failures.append(f"short result: {[len(hits) for hits in results]}")
                 answered[0] += 1
@@ -201,6 +201,6 @@ def test_the_snapshot_watcher_retries_storage_errors_and_a_bug_fails_the_health_
         stopped = [r for r in caplog.records if "snapshot watcher stopped" in r.getMessage()]
         assert stopped and stopped[0].exc_info is not None, "logged with its traceback"
         probe = ShardQuery(np.ones(DIM, np.float32), 5)
-        assert len(replica.search_batch([probe])[0]) == 5, "still serving"
+        assert len(replica.answer_batch([probe])[0]) == 5, "still serving"
     finally:
         replica.close()

@@ -53,6 +53,21 @@ def test_requests_arriving_while_a_batch_runs_form_the_next_batch() -> None:
     assert "MainThread" not in record.threads, "the batch runs off the event loop"
 
 
+def test_a_list_submitted_at_once_is_searched_with_what_queues_beside_it_in_order() -> None:
+    record = Recorder(seconds=0.05)
+    batcher = MicroBatcher(record, max_batch_size=16, max_wait_s=0.0)
+
+    async def main() -> tuple[int, list[int], int]:
+        first = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.sleep(0.01)  # the first batch (of one) is running now
+        listed = batcher.submit_many([5, 6, 7])
+        single = batcher.submit(8)
+        return await first, *await asyncio.gather(listed, single)
+
+    assert asyncio.run(main()) == (0, [50, 60, 70], 80)
+    assert record.batches == [[0], [5, 6, 7, 8]]
+
+
 def test_a_lone_request_waits_at_most_the_max_wait() -> None:
     batcher = MicroBatcher(Recorder(), max_batch_size=8, max_wait_s=0.05)
     started = time.perf_counter()

@@ -133,12 +133,15 @@ class FakeEncoder:
 class RecordingMetric:
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
+        self.values: list[float] = []
 
     def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None:
         self.calls.append(tags or {})
+        self.values.append(value)
 
     def observe(self, value: float, tags: dict[str, str] | None = None) -> None:
         self.calls.append(tags or {})
+        self.values.append(value)
 
 
 def make_ingress(

@@ -53,7 +53,7 @@ class RoutedShard:
 def client() -> tuple[GenerationClient, list[RoutedShard]]:
     shards = [RoutedShard(s) for s in range(SHARDS)]
     metrics = IngressMetrics()
-    for name in ("shard_latency", "shard_failures", "shard_hedges"):
+    for name in ("shard_latency", "shard_failures", "shard_hedges", "fan_out_batch_size"):
         setattr(metrics, name, RecordingMetric())
     settings = PinstreamConfig().serve
     handles = [FakeHandle(shard) for shard in shards]
@@ -103,3 +103,27 @@ def test_a_batch_calls_each_shard_once_with_its_own_queries() -> None:
         assert shard.calls == [sum(s in t for t in targets)] or (
             shard.calls == [] and not any(s in t for t in targets)
         )
+
+
+def test_concurrent_single_searches_go_out_together_each_with_its_own_answer() -> None:
+    routed, shards = client()
+    queries = [(VECTORS[i], (3, 5, 8)[i % 3]) for i in range(0, 400, 17)]
+    alone = [asyncio.run(routed.search(vector, k, SearchFilter()))[0] for vector, k in queries]
+    for shard in shards:
+        shard.calls.clear()
+    batch_sizes: list[float] = routed.metrics.fan_out_batch_size.values  # type: ignore[attr-defined]
+    assert batch_sizes == [1] * len(queries)
+    batch_sizes.clear()
+
+    async def together() -> list[Any]:
+        found = await asyncio.gather(
+            *(routed.search(vector, k, SearchFilter()) for vector, k in queries)
+        )
+        return [hits for hits, _ in found]
+
+    assert asyncio.run(together()) == alone
+    targets = ROUTER.shards_for(np.stack([vector for vector, _ in queries]))
+    for s, shard in enumerate(shards):
+        asked = sum(s in t for t in targets)
+        assert shard.calls == ([asked] if asked else []), "one call per shard, its own queries"
+    assert batch_sizes == [len(queries)]

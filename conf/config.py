@@ -420,7 +420,7 @@ class ServeConfig:
     encoder_num_gpus: float = 0.0
     encoder_threads: int = 1
     encoder_max_batch_size: int = 32
-    encoder_batch_wait_s: float = 0.005
+    encoder_batch_wait_s: float = 0.0
     shard_timeout_s: float = 2.0
     # Every deployment (the ingress, the query encoder, each shard) is scaled by Serve from
     # Ray Serve's own AutoscalingConfig (its keys; those left out take Ray's defaults): in
@@ -511,6 +511,7 @@ class ServeConfig:
             _positive(name, getattr(self, name))
         for name in (
             "ingress_drain_s",
+            "encoder_batch_wait_s",
             "shard_batch_wait_s",
             "encoder_num_gpus",
             "encoder_threads",

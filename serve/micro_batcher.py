@@ -1,4 +1,5 @@
-"""Cross-request batching at a shard replica: concurrent queries searched as one call.
+"""Cross-request batching in a replica: concurrent requests run as one call (a shard replica's
+searches, the query encoder's texts and images).
 
 Why not `@serve.batch`: since Ray 2.4x its queue forms the next batch as soon as the first
 request of it arrives (plus the wait), and only then waits for the running batch to finish

@@ -5,7 +5,9 @@ Serve's gRPC proxy calls the ingress deployment's methods named like the RPCs
 HTTP API's pydantic models and back, so both check a request by the same rules, and gives
 each error the gRPC code of its HTTP status (`STATUS_OF` in serve/http_api.py): the status
 details are the HTTP detail. Any other exception is a bug: INTERNAL, naming a request id,
-with the traceback in the log only. API keys are those of HTTP, read from the metadata.
+with the traceback in the log only. API keys are those of HTTP, read from the metadata, and
+so is the size limit: a request over `serve.max_body_bytes` (as protobuf encodes it) is
+RESOURCE_EXHAUSTED with HTTP's 413 detail.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from conf.config import ServeConfig
 from serve.api_models import BatchSearchRequest, PinId, RelatedQuery, SearchRequest
 from serve.auth import KeyCheck
+from serve.body_limit import too_large
 from serve.exceptions import InvalidQuery, ServeError
 from serve.http_api import batch_response, status_of
 from serve.proto import pinstream_pb2 as pb
@@ -44,6 +47,7 @@ GRPC_CODE_OF: dict[int, grpc.StatusCode] = {
     403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     409: grpc.StatusCode.FAILED_PRECONDITION,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     422: grpc.StatusCode.INVALID_ARGUMENT,
     503: grpc.StatusCode.UNAVAILABLE,
 }
@@ -108,13 +112,14 @@ class GrpcApi:
     def __init__(self, ingress: Ingress) -> None:
         self.ingress = ingress
         self._keys = KeyCheck(ingress.api_keys)
+        self._max_bytes = ingress.cfg.serve.max_body_bytes
 
     async def search(self, request: pb.SearchRequest, context: CallContext) -> pb.SearchResponse:
         async def answer() -> pb.SearchResponse:
             query = parsed(SearchRequest, fields_of(request))
             return reply_of(await self.ingress.search(query), pb.SearchResponse)
 
-        return await self._call("Search", context, pb.SearchResponse, answer)
+        return await self._call("Search", request, context, pb.SearchResponse, answer)
 
     async def search_batch(
         self, request: pb.BatchSearchRequest, context: CallContext
@@ -125,13 +130,13 @@ class GrpcApi:
             outcomes = await self.ingress.search_batch(batch)
             return reply_of(batch_response(outcomes, started), pb.BatchSearchResponse)
 
-        return await self._call("SearchBatch", context, pb.BatchSearchResponse, answer)
+        return await self._call("SearchBatch", request, context, pb.BatchSearchResponse, answer)
 
     async def get_pin(self, request: pb.GetPinRequest, context: CallContext) -> pb.PinResponse:
         async def answer() -> pb.PinResponse:
             return reply_of(await self.ingress.pin(checked_pin_id(request.pin_id)), pb.PinResponse)
 
-        return await self._call("GetPin", context, pb.PinResponse, answer)
+        return await self._call("GetPin", request, context, pb.PinResponse, answer)
 
     async def related(self, request: pb.RelatedRequest, context: CallContext) -> pb.SearchResponse:
         async def answer() -> pb.SearchResponse:
@@ -140,7 +145,7 @@ class GrpcApi:
             found = await self.ingress.related(pin_id, parsed(RelatedQuery, fields))
             return reply_of(found, pb.SearchResponse)
 
-        return await self._call("Related", context, pb.SearchResponse, answer)
+        return await self._call("Related", request, context, pb.SearchResponse, answer)
 
     async def healthz(self, request: pb.HealthRequest, context: CallContext) -> pb.HealthResponse:
         async def answer() -> pb.HealthResponse:
@@ -155,22 +160,28 @@ class GrpcApi:
             }
             return ParseDict(summary, pb.HealthResponse())
 
-        return await self._call("Healthz", context, pb.HealthResponse, answer, protected=False)
+        return await self._call(
+            "Healthz", request, context, pb.HealthResponse, answer, protected=False
+        )
 
     async def _call(
         self,
         method: str,
+        request: Message,
         context: CallContext,
         reply: type[Reply],
         answer: Callable[[], Awaitable[Reply]],
         protected: bool = True,
     ) -> Reply:
-        """Check the key, answer, and turn an error into its status (with an empty reply,
-        which the caller never sees: a status other than OK carries no message)."""
+        """Check the key and the request's size, answer, and turn an error into its status
+        (with an empty reply, which the caller never sees: a status other than OK carries no
+        message)."""
         metadata = dict(context.invocation_metadata())
         refusal = self._keys.refusal(metadata) if protected else None
         if refusal is not None:
             return fail(context, reply, GRPC_CODE_OF[refusal.status], refusal.detail)
+        if request.ByteSize() > self._max_bytes:
+            return fail(context, reply, GRPC_CODE_OF[413], too_large(self._max_bytes))
         try:
             return await answer()
         except ServeError as exc:

@@ -292,7 +292,24 @@ def test_search_batch_equals_http_in_order_with_per_query_errors(
 
 
 def test_every_http_status_of_the_api_has_a_grpc_code() -> None:
-    assert set(STATUS_OF.values()) | {401, 403} == set(GRPC_CODE_OF)
+    assert set(STATUS_OF.values()) | {401, 403, 413} == set(GRPC_CODE_OF)
+
+
+def test_a_request_over_the_body_limit_is_resource_exhausted_with_the_http_detail() -> None:
+    limited = make_ingress(max_body_bytes=2048)
+    http = TestClient(create_api(limited))
+    vector = [0.5] * DIM
+    small = pb.SearchRequest(vector=vector, k=3)
+    assert small.ByteSize() <= 2048
+    answered(*call(limited, "Search", small))
+    big = pb.BatchSearchRequest(queries=[small] * 40)
+    assert big.ByteSize() > 2048
+    _, context = call(limited, "SearchBatch", big)
+    assert context.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    body = {"queries": [{"vector": vector, "k": 3}] * 40}
+    response = http.post("/v1/search/batch", json=body)
+    assert response.status_code == 413
+    assert context.details == response.json()["detail"] == "request body over 2048 bytes"
 
 
 def test_fields_of_leaves_out_what_a_request_does_not_set() -> None:

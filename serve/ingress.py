@@ -2,9 +2,9 @@
 that generation's shards, merge top-k.
 
 Which generation answers is the traffic policy's call (serve/traffic.py): primary or canary,
-with a low-confidence fallback and a shadow that is scored but never served. The policy is
-re-read in a background thread; a new policy takes effect only once every generation it names
-is reachable, and each query reads the policy once, so a switch never splits a query.
+with a low-confidence fallback and a shadow that is scored but never served. The warm
+generations and the policy over them are the roster's (serve/generation_roster.py): each query
+takes its route from it once, so a switch never splits a query.
 
 Its HTTP surface (routes, auth, limits, error bodies, the status code of each error) is built
 per replica by `serve.http_api.create_api`, once this object holds its config and handles; this
@@ -13,14 +13,12 @@ module raises pinstream errors (serve/exceptions.py) and knows nothing of HTTP.
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from functools import cached_property
 from typing import Any
 
 import numpy as np
-from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from conf.config import PinstreamConfig
@@ -34,26 +32,18 @@ from serve.api_models import (
     SearchResponse,
 )
 from serve.auth import api_keys
-from serve.data_path import handle_options
-from serve.exceptions import GenerationNotServed, InvalidQuery, ServeError
-from serve.fallback_bar import FallbackBar
+from serve.exceptions import InvalidQuery, ServeError
 from serve.filters import SearchFilter
-from serve.generation import (
-    ENCODER_DEPLOYMENT,
-    GenerationClient,
-    generation_app_name,
-    shard_deployment_name,
-)
+from serve.generation import GenerationClient
 from serve.generation_monitor import GenerationMonitor
+from serve.generation_roster import GenerationRoster
 from serve.grpc_api import CallContext, GrpcApi
 from serve.http_api import create_api
 from serve.image_query import QueryImage
 from serve.metrics import IngressMetrics
 from serve.proto import pinstream_pb2 as pb
-from serve.query_plan import QueryPlan, Route, Served, serve_plans
-from serve.replica_counts import multi_replica_shards
-from serve.traffic import TrafficPolicyError, TrafficStore
-from shards.router_store import load_router
+from serve.query_plan import QueryPlan, Served, serve_plans
+from serve.traffic import TrafficPolicy
 from streams.image_fetch import ImageFetcher
 from streams.ingest_health import read_health
 
@@ -76,23 +66,13 @@ class Ingress:
         self.monitor = GenerationMonitor(self.metrics)
         self.checks = AnswerChecks(self.monitor, cfg.serve.recall_sample_rate)
         self.image_fetcher = ImageFetcher(cfg.images)  # a search's image_url: ingest's rules
-        # The handles bound into the app were made by its deployer, with the deployer's
-        # transport; handles this replica makes itself (other generations) take its own.
-        options = handle_options(cfg.serve.throughput_mode)
-        encoder, shards = encoder.options(**options), [s.options(**options) for s in shards]
-        own = self._client(self.generation, encoder, shards)
-        self._clients: dict[str, GenerationClient] = {self.generation: own}
-        # Hedging needs a shard deployment that may run 2 or more replicas (read here, once:
-        # Ray's AutoscalingConfig is built in this thread, not in the policy watcher's).
-        settings = cfg.serve
-        self._may_hedge = settings.hedge_quantile > 0 and settings.shard_scaling.max_replicas >= 2
-        self._store = TrafficStore(cfg)
-        self.policy = self._store.default
-        self.fallback_bar = FallbackBar(
-            cfg.shards.metric, settings.fallback_window, settings.fallback_min_samples, self.policy
-        )
-        self._refresh_policy()
-        threading.Thread(target=self._watch_policy, name="traffic-policy", daemon=True).start()
+        self.roster = GenerationRoster(cfg, encoder, shards, self.metrics)
+        self.roster.start_watching()
+
+    @property
+    def policy(self) -> TrafficPolicy:
+        """The traffic policy this replica follows now."""
+        return self.roster.policy
 
     def __serve_build_asgi_app__(self) -> AsgiApp:
         """Serve calls this on each replica after __init__: the HTTP app over this object."""
@@ -102,7 +82,7 @@ class Ingress:
         """Per-shard stats of the primary generation, and whether every shard answered;
         the other generations of the policy are summarised under `generations`, the
         ingest job's own report (running, retrying or stopped, and why) under `ingest`."""
-        policy, clients = self.policy, self._clients
+        policy, clients = self.policy, self.roster.clients
         (answers, missing), *rest = await asyncio.gather(
             *(clients[generation].fan_out("stats") for generation in policy.generations)
         )
@@ -130,7 +110,7 @@ class Ingress:
         """The traffic policy and what each generation did since this replica started."""
         body = {"traffic": self.policy.summary(), "stats": self.monitor.snapshot()}
         if self.policy.fallback is not None:
-            body["fallback"] = self.fallback_bar.summary()
+            body["fallback"] = self.roster.fallback_bar.summary()
         return body
 
     async def search(self, request: SearchRequest) -> SearchResponse:
@@ -163,7 +143,7 @@ class Ingress:
 
     async def pin(self, pin_id: str) -> PinResponse:
         """The indexed pin in the primary generation (PinNotIndexed when it is not)."""
-        client = self._route(self.policy.primary, pinned=True).answer
+        client = self.roster.route(self.policy.primary, pinned=True).answer
         found = await client.get(pin_id)
         return PinResponse(
             pin_id=found["pin_id"],
@@ -183,7 +163,7 @@ class Ingress:
 
         plan = QueryPlan(
             "/v1/pins/{pin_id}/related",
-            self._route(query.generation),
+            self.roster.route(query.generation),
             pin_vector,
             query.k,
             SearchFilter.of(query.boards, [*query.exclude_pin_ids, pin_id]),
@@ -199,7 +179,7 @@ class Ingress:
         if request.vector is not None:
             # A vector lives in one model's space: the generation it names, else the primary.
             vector = self._checked_vector(request.vector)
-            route = self._route(request.generation or self.policy.primary, pinned=True)
+            route = self.roster.route(request.generation or self.policy.primary, pinned=True)
 
             async def given(client: GenerationClient) -> np.ndarray:
                 return vector
@@ -213,32 +193,15 @@ class Ingress:
             async def pictured(client: GenerationClient) -> np.ndarray:
                 return await client.encode_image(await image.pixels())
 
-            return QueryPlan(endpoint, self._route(request.generation), pictured, request.k, keep)
+            return QueryPlan(
+                endpoint, self.roster.route(request.generation), pictured, request.k, keep
+            )
         text = str(request.text)
 
         async def encoded(client: GenerationClient) -> np.ndarray:
             return await client.encode(text)
 
-        return QueryPlan(endpoint, self._route(request.generation), encoded, request.k, keep)
-
-    # -- routing -------------------------------------------------------------------------------
-
-    def _route(self, requested: str | None, pinned: bool = False) -> Route:
-        """The route of one query: a named generation alone, or the policy's draw."""
-        policy, clients = self.policy, self._clients  # read once: a switch never splits a query
-        if requested is not None or pinned:
-            if requested not in clients:
-                raise GenerationNotServed(requested, sorted(clients))
-            return Route(clients[requested], "pinned")
-        answer = policy.pick()
-        return Route(
-            clients[answer],
-            "primary" if answer == policy.primary else "canary",
-            fallback=clients[policy.fallback] if policy.fallback else None,
-            shadow=clients[policy.shadow] if policy.shadow else None,
-            policy=policy,
-            fallback_bar=self.fallback_bar.bar() if policy.fallback else 0.0,
-        )
+        return QueryPlan(endpoint, self.roster.route(request.generation), encoded, request.k, keep)
 
     async def _answer(
         self, plans: list[QueryPlan], started: float
@@ -253,7 +216,7 @@ class Ingress:
                 continue
             self._count(plan.endpoint, served, took_s)
             if plan.route.role == "primary" and plan.route.fallback is not None:
-                self.fallback_bar.observe(served.first_top_score, served.role == "fallback")
+                self.roster.fallback_bar.observe(served.first_top_score, served.role == "fallback")
             if plan.route.shadow is not None:
                 self.checks.shadow(plan.route.shadow, plan.run, served.answer)
             self.checks.sample_recall(served.answer, plan.k, plan.keep)
@@ -265,76 +228,6 @@ class Ingress:
         if served.answer.missing:
             self.metrics.partial_results.inc(tags={"endpoint": endpoint})
         self.monitor.answered(served.answer.generation, served.role, took_s)
-
-    # -- the policy ----------------------------------------------------------------------------
-
-    def _watch_policy(self) -> None:
-        while True:  # a daemon thread: it ends with the replica
-            time.sleep(self.cfg.serve.traffic_poll_s)
-            self._refresh_policy()
-            self._refresh_hedging()
-            self._export_fallback()
-
-    def _export_fallback(self) -> None:
-        """The fallback's bar and the share it took, as gauges (each poll, not each query)."""
-        policy = self.policy
-        if policy.fallback is None:
-            return
-        tags = {"primary": policy.primary, "fallback": policy.fallback}
-        summary = self.fallback_bar.summary()
-        self.metrics.fallback_bar.set(summary["bar"], tags=tags)
-        if summary["share_taken"] is not None:
-            self.metrics.fallback_share.set(summary["share_taken"], tags=tags)
-
-    def _refresh_hedging(self) -> None:
-        """Hedge the searches of the shards that run 2 or more replicas now."""
-        if not self._may_hedge:
-            return
-        for generation, client in self._clients.items():
-            app_name = self.cfg.serve.app_name
-            if generation != self.generation:
-                app_name = generation_app_name(app_name, generation)
-            client.hedge_shards = multi_replica_shards(app_name, len(client.shards))
-
-    def _refresh_policy(self) -> None:
-        """Adopt the stored policy once every generation it names is reachable."""
-        try:
-            policy = self._store.current()
-        except TrafficPolicyError as exc:
-            log.error("traffic policy unreadable, keeping the current one: %s", exc)
-            return
-        if policy == self.policy:
-            return
-        clients = dict(self._clients)
-        try:
-            for generation in policy.generations:
-                if generation not in clients:
-                    clients[generation] = self._remote_client(generation)
-        except Exception as exc:  # the generation's application is not running (yet)
-            log.error("traffic policy %s not adopted: %r", policy, exc)
-            return
-        self.fallback_bar.adopt(policy)
-        self._clients, self.policy = clients, policy  # clients first: routes read both
-        log.info("traffic policy now %s", policy)
-
-    def _remote_client(self, generation: str) -> GenerationClient:
-        app_name = generation_app_name(self.cfg.serve.app_name, generation)
-        encoder = serve.get_deployment_handle(ENCODER_DEPLOYMENT, app_name=app_name)
-        shards = [
-            serve.get_deployment_handle(shard_deployment_name(shard), app_name=app_name)
-            for shard in range(self.cfg.shards.count)
-        ]
-        return self._client(generation, encoder, shards)
-
-    def _client(
-        self, generation: str, encoder: DeploymentHandle, shards: list[DeploymentHandle]
-    ) -> GenerationClient:
-        settings, metric = self.cfg.serve, self.cfg.shards.metric
-        cfg = self.cfg  # the base config: every other generation's is derived from it
-        if generation != self.generation:
-            cfg = cfg.for_generation(generation, cfg.model.name)
-        router = load_router(cfg)  # None with hash sharding
-        return GenerationClient(generation, encoder, shards, settings, metric, self.metrics, router)
 
     def _checked_vector(self, values: list[float]) -> np.ndarray:
         dim = self.cfg.shards.dim

@@ -457,7 +457,7 @@ def test_a_batch_answers_each_query_in_order_as_it_would_be_answered_alone() -> 
     ]
     with client_of(ingress) as client:
         alone = [ids(client.post("/v1/search", json=query)) for query in queries]
-        shards = [handle.target for handle in ingress._clients[GENERATION].shards]
+        shards = [handle.target for handle in ingress.roster.clients[GENERATION].shards]
         for shard in shards:
             shard.batches.clear()
         response = client.post("/v1/search/batch", json={"queries": queries})

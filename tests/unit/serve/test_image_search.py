@@ -137,7 +137,7 @@ def test_a_sent_image_finds_its_pin_first_as_exact_search_does(
     found = ids(client.post("/v1/search", json=body))
     assert found == exact(VECTORS[7], 6, lambda pin: BOARDS[pin] in {"Den", "Porch"})
     assert found[0] == "pin-007"
-    assert ingress._clients[GENERATION].encoder.target.shapes[-1] == (SIZE, SIZE, 3)
+    assert ingress.roster.clients[GENERATION].encoder.target.shapes[-1] == (SIZE, SIZE, 3)
 
 
 def test_an_image_url_is_fetched_off_the_event_loop_and_finds_its_pin(
@@ -275,9 +275,10 @@ def with_fallback(fallback_encoder: object) -> Ingress:
     """An ingress whose policy always falls back (no score reaches 1.5) to generation OTHER."""
     ingress = image_ingress({"serve.traffic_poll_s": 3600.0})
     other = (FakeHandle(fallback_encoder), [FakeHandle(FakeShard(s)) for s in range(SHARDS)])
-    ingress._remote_client = lambda generation: ingress._client(generation, *other)  # type: ignore[method-assign,arg-type]
+    roster = ingress.roster
+    roster._remote_client = lambda generation: roster._client(generation, *other)  # type: ignore[method-assign,arg-type]
     TrafficStore(ingress.cfg).set(TrafficPolicy(GENERATION, fallback=OTHER, fallback_below=1.5))
-    ingress._refresh_policy()
+    ingress.roster.refresh_policy()
     return ingress
 
 

@@ -47,9 +47,9 @@ def ingress(cfg: PinstreamConfig, monkeypatch: pytest.MonkeyPatch) -> Ingress:
         if generation not in reachable:
             raise RuntimeError(f"no application runs {generation}")
         other_encoder, other_shards = fake_generation()
-        return ingress._client(generation, other_encoder, other_shards)  # type: ignore[arg-type]
+        return ingress.roster._client(generation, other_encoder, other_shards)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ingress, "_remote_client", remote_client)
+    monkeypatch.setattr(ingress.roster, "_remote_client", remote_client)
     return ingress
 
 
@@ -61,7 +61,7 @@ def client(ingress: Ingress) -> Iterator[TestClient]:
 
 def set_policy(ingress: Ingress, policy: TrafficPolicy) -> None:
     TrafficStore(ingress.cfg).set(policy)
-    ingress._refresh_policy()
+    ingress.roster.refresh_policy()
 
 
 def answered_by(client: TestClient, **body: object) -> tuple[str, str | None]:
@@ -89,7 +89,7 @@ def test_canary_switch_and_rollback_are_whole_queries(ingress: Ingress, client: 
     assert answered_by(client) == (OTHER, None)
     TrafficStore(ingress.cfg).rollback()
     TrafficStore(ingress.cfg).rollback()
-    ingress._refresh_policy()
+    ingress.roster.refresh_policy()
     assert answered_by(client) == (own, None)
     stats = client.get("/v1/generations").json()["stats"]
     assert stats[OTHER]["answered"] == {"canary": 5, "primary": 1}

@@ -57,7 +57,7 @@ def ingest_process(config: Path, *extra: str) -> subprocess.Popen:
 def test_kill_9_of_the_ingest_job_loses_and_doubles_nothing(
     cfg: PinstreamConfig, tmp_path: Path
 ) -> None:
-    events = workload("k9", 600)
+    events = workload("k9", 300)
     produce(cfg, events)
     config = tmp_path / "ingest.yaml"
     save_config(cfg, config)
@@ -111,7 +111,7 @@ def actor_pids(fragment: str) -> list[int]:
 
 
 def test_killing_an_embedder_actor_mid_batch(cfg: PinstreamConfig, ray_session) -> None:
-    events = workload("emb", 500)
+    events = workload("emb", 300)
     produce(cfg, events)
     job = IngestJob(cfg, idle_stop_s=3.0)
     result: dict = {}

@@ -29,7 +29,7 @@ from tests.integration.jobs.visual_workload import image_workload, visual_config
 from tests.integration.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
-OUTAGE_S = 8.0  # > broker.delivery_timeout_ms of the `faulty` config: every write fails
+OUTAGE_S = 6.0  # twice broker.delivery_timeout_ms of the `faulty` config: every write fails
 # After the network heals, ingest is back within: a backoff (2 s), a failed client's
 # request timeout (2 s), and a new pipeline's start (the encoder loads again, ~10 s here).
 RESUME_BOUND_S = 60.0
@@ -45,7 +45,7 @@ def test_a_black_hole_longer_than_the_delivery_timeout_loses_nothing(
     faulty: tuple[TcpProxy, PinstreamConfig], ray_session
 ) -> None:
     proxy, cfg = faulty
-    before, after = workload("bh", 400), workload("bh2", 200)
+    before, after = workload("bh", 400), workload("bh2", 100)
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
         producer.send_all(before)
     job = IngestJob(cfg)

@@ -111,7 +111,7 @@ def actor_pids(fragment: str) -> list[int]:
 
 
 def test_killing_an_embedder_actor_mid_batch(cfg: PinstreamConfig, ray_session) -> None:
-    events = workload("emb", 300)
+    events = workload("emb", 500)
     produce(cfg, events)
     job = IngestJob(cfg, idle_stop_s=3.0)
     result: dict = {}
@@ -132,12 +132,13 @@ def test_a_killed_shard_replica_is_replaced_and_rebuilt(
 ) -> None:
     events = workload("rep", 300)
     produce(cfg, events)
-    IngestJob(cfg, idle_stop_s=2.0).run()
     expected = oracle_fold(events)
     prefix = f"/{cfg.serve.app_name}"
+    # The app starts while ingest runs (the replicas tail the log as it grows), as in the stack.
     serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix=prefix, blocking=False)
     url = f"{serve_url}{prefix}"
     try:
+        IngestJob(cfg, idle_stop_s=2.0).run()
 
         def indexed() -> int:
             try:

@@ -78,7 +78,9 @@ def assert_shards_hold_the_oracle(cfg: PinstreamConfig, workload: RoutedWorkload
     shard, the one owning its newest vector, which a query for that vector reaches."""
     states = [ShardState(cfg.shards) for _ in range(SHARDS)]
     for record in drain(cfg.broker.bootstrap, cfg.topics.embeddings):
-        states[record.partition].apply_rows(decode_rows(record.value))
+        rows = decode_rows(record.value)
+        assert set(rows["generation"].to_pylist()) == {cfg.model.generation}
+        states[record.partition].apply_rows(rows)
     live_on: dict[str, list[int]] = {}
     titles: dict[str, str] = {}
     for shard, state in enumerate(states):

@@ -11,6 +11,7 @@ import ray
 from ray import serve
 
 from conf.config import PinstreamConfig, ServeConfig, load_config
+from encoder.text_encoder import TextEncoder
 from jobs.stack import create_topics
 from serve.data_path import use_serve_environment
 from serve.grpc_api import grpc_options
@@ -100,3 +101,9 @@ def serve_url(ray_session, grpc_target: str) -> Iterator[str]:
 @pytest.fixture
 def cfg(broker: LocalBroker) -> PinstreamConfig:
     return unique_config(broker.bootstrap)
+
+
+@pytest.fixture(scope="session")
+def text_encoder() -> TextEncoder:
+    """The reference encoder in the test process: the oracle for pin and query vectors."""
+    return TextEncoder(PinstreamConfig().model)

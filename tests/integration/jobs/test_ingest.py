@@ -91,7 +91,9 @@ def test_ingest_matches_the_oracle_and_resumes(cfg: PinstreamConfig, ray_session
     assert rows == len(events) + 30
 
 
-def test_log_vectors_are_the_encoders(cfg: PinstreamConfig, ray_session) -> None:
+def test_log_vectors_are_the_encoders(
+    cfg: PinstreamConfig, ray_session, text_encoder: TextEncoder
+) -> None:
     pins = PinGenerator(seed=5, id_prefix="vec").pins(20)
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
         producer.send_all(p.event for p in pins)
@@ -103,11 +105,10 @@ def test_log_vectors_are_the_encoders(cfg: PinstreamConfig, ray_session) -> None
             rows["pin_id"].to_pylist(), rows["vector"].to_pylist(), strict=True
         ):
             by_pin[pin_id] = np.asarray(vector, dtype=np.float32)
-    encoder = TextEncoder(cfg.model)
     texts = [
         pin_text(p.event.title, p.event.description, p.event.board, p.event.tags) for p in pins
     ]
-    expected = encoder.encode(texts)
+    expected = text_encoder.encode(texts)
     got = np.stack([by_pin[p.event.pin_id] for p in pins])
     cosines = (got * expected).sum(axis=1)
     assert cosines.min() >= 0.9999, cosines.min()

@@ -57,7 +57,7 @@ def ingest_process(config: Path, *extra: str) -> subprocess.Popen:
 def test_kill_9_of_the_ingest_job_loses_and_doubles_nothing(
     cfg: PinstreamConfig, tmp_path: Path
 ) -> None:
-    events = workload("k9", 600)
+    events = workload("k9", 300)
     produce(cfg, events)
     config = tmp_path / "ingest.yaml"
     save_config(cfg, config)
@@ -132,12 +132,13 @@ def test_a_killed_shard_replica_is_replaced_and_rebuilt(
 ) -> None:
     events = workload("rep", 300)
     produce(cfg, events)
-    IngestJob(cfg, idle_stop_s=2.0).run()
     expected = oracle_fold(events)
     prefix = f"/{cfg.serve.app_name}"
+    # The app starts while ingest runs (the replicas tail the log as it grows), as in the stack.
     serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix=prefix, blocking=False)
     url = f"{serve_url}{prefix}"
     try:
+        IngestJob(cfg, idle_stop_s=2.0).run()
 
         def indexed() -> int:
             try:

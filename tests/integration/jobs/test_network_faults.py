@@ -10,16 +10,26 @@ import time
 from pathlib import Path
 
 from conf.config import PinstreamConfig
+from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
+from streams.events import encode_pin_event
 from streams.ingest_health import read_health
+from streams.local_broker import LocalBroker
 from streams.producer import PinProducer
+from tests.integration.conftest import SHORT_TIMEOUTS
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
 from tests.integration.jobs.test_ingest_faults import committed_total, workload
+from tests.integration.jobs.test_real_producers import dead_letters_of, poisoned
+from tests.integration.jobs.test_routed_ingest import (
+    assert_shards_hold_the_oracle,
+    routed_config,
+    routed_workload,
+)
 from tests.integration.jobs.visual_workload import image_workload, visual_config
 from tests.integration.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
-OUTAGE_S = 8.0  # > broker.delivery_timeout_ms of the `faulty` config: every write fails
+OUTAGE_S = 6.0  # twice broker.delivery_timeout_ms of the `faulty` config: every write fails
 # After the network heals, ingest is back within: a backoff (2 s), a failed client's
 # request timeout (2 s), and a new pipeline's start (the encoder loads again, ~10 s here).
 RESUME_BOUND_S = 60.0
@@ -35,7 +45,7 @@ def test_a_black_hole_longer_than_the_delivery_timeout_loses_nothing(
     faulty: tuple[TcpProxy, PinstreamConfig], ray_session
 ) -> None:
     proxy, cfg = faulty
-    before, after = workload("bh", 400), workload("bh2", 200)
+    before, after = workload("bh", 400), workload("bh2", 100)
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
         producer.send_all(before)
     job = IngestJob(cfg)
@@ -120,3 +130,31 @@ def test_connection_resets_with_images_and_a_pool_of_two_lose_nothing(
     assert proxy.connections > 5
     live, _ = fold_log(cfg)
     assert live == oracle_fold(events)
+
+
+def test_connection_resets_with_centroid_routing_lose_nothing(
+    proxied_broker: tuple[TcpProxy, LocalBroker], ray_session, text_encoder: TextEncoder
+) -> None:
+    """The same resets with pins routed by centroid: the tombstones a move writes on the shard
+    a pin leaves, the deletes on every shard and the dead letters all ride them out."""
+    proxy, broker = proxied_broker
+    proxy.heal()
+    cfg = routed_config(broker.bootstrap).with_values(SHORT_TIMEOUTS)
+    routed = routed_workload(cfg, "rstroute", text_encoder)
+    records, bad = poisoned([encode_pin_event(event) for event in routed.events])
+    job = IngestJob(cfg)
+    runner = run_in_background(job)
+    try:
+        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
+            for start in range(0, len(records), 40):
+                for key, value in records[start : start + 40]:
+                    producer.send_raw(key, value)
+                producer.flush()
+                proxy.reset()
+        wait_until(lambda: committed_total(cfg) == len(records), 240, "all committed")
+    finally:
+        job.stop()
+        runner.join(timeout=60)
+    assert proxy.connections > 5
+    assert_shards_hold_the_oracle(cfg, routed)
+    dead_letters_of(cfg, bad)  # replays after a reset may write a letter twice

@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from kafka import KafkaProducer, TopicPartition
 
 from conf.config import PinstreamConfig
+from encoder.text_encoder import TextEncoder
 from jobs.ingest import IngestJob
 from streams.dead_letter import DeadLetter
 from streams.events import PinEvent, encode_pin_event
@@ -21,6 +22,11 @@ from streams.kafka_io import assigned_consumer, committed_offsets, drain
 from streams.synthetic import PinGenerator, malformed_events
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
 from tests.integration.jobs.test_ingest_faults import workload
+from tests.integration.jobs.test_routed_ingest import (
+    assert_shards_hold_the_oracle,
+    routed_config,
+    routed_workload,
+)
 from tests.integration.jobs.visual_workload import image_workload, visual_config
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -81,6 +87,32 @@ def produce_kafka_python(cfg: PinstreamConfig, codec: str, records: list[Record]
         producer.close(timeout=5)
 
 
+def malformed_records() -> list[Record]:
+    """The malformed events a producer can send (a record with neither key nor value is none)."""
+    return [(key, value) for key, value, _ in malformed_events() if key is not None or value]
+
+
+def poisoned(records: list[Record]) -> tuple[list[Record], list[Record]]:
+    """`records` with every malformed record put in the middle, and those malformed records."""
+    bad = malformed_records()
+    middle = len(records) // 2
+    return records[:middle] + bad + records[middle:], bad
+
+
+def dead_letters_of(cfg: PinstreamConfig, bad: list[Record]) -> list[DeadLetter]:
+    """cfg's dead letters, checked: each source record of `bad` once, each with its reason
+    (a replayed batch may write a letter again, with the same source position)."""
+    letters = [
+        DeadLetter.from_json_bytes(r.value) for r in drain(cfg.broker.bootstrap, cfg.topics.dlq)
+    ]
+    by_source = {(letter.partition, letter.offset): letter for letter in letters}
+    assert sorted(((letter.key, letter.value) for letter in by_source.values()), key=repr) == (
+        sorted(bad, key=repr)
+    )
+    assert all(letter.reason for letter in letters)
+    return letters
+
+
 def test_every_codec_from_several_producers_at_once_with_poison_in_the_middle(
     cfg: PinstreamConfig, ray_session
 ) -> None:
@@ -91,7 +123,7 @@ def test_every_codec_from_several_producers_at_once_with_poison_in_the_middle(
     per_writer: list[list[Record]] = [[] for _ in writers]
     for event in events:
         per_writer[zlib.crc32(event.pin_id.encode()) % len(writers)].append(as_record(event))
-    bad = [(key, value) for key, value, _ in malformed_events() if key is not None or value]
+    bad = malformed_records()
     for i, (key, value) in enumerate(bad):
         share = per_writer[i % len(writers)]
         share.insert(len(share) // 2, (key, value))
@@ -123,14 +155,7 @@ def test_every_codec_from_several_producers_at_once_with_poison_in_the_middle(
     assert stats.events == len(events) + len(bad)
     live, _ = fold_log(cfg)
     assert live == oracle_fold(events)
-    letters = [
-        DeadLetter.from_json_bytes(r.value) for r in drain(cfg.broker.bootstrap, cfg.topics.dlq)
-    ]
-    assert sorted(((letter.key, letter.value) for letter in letters), key=repr) == sorted(
-        bad, key=repr
-    )
-    assert all(letter.reason for letter in letters)
-    assert len({(letter.partition, letter.offset) for letter in letters}) == len(bad)
+    assert len(dead_letters_of(cfg, bad)) == len(bad)  # a run without faults replays nothing
 
 
 def test_aborted_transactions_are_not_indexed_and_commits_pass_their_markers(
@@ -191,3 +216,20 @@ def test_image_pins_from_librdkafka_in_every_codec_are_embedded_from_their_pictu
     assert (stats.events, stats.dead_letters) == (len(events), 0)
     live, _ = fold_log(cfg)
     assert live == oracle_fold(events)
+
+
+def test_routed_pins_from_librdkafka_move_shard_and_tombstones_delete_them(
+    broker, ray_session, text_encoder: TextEncoder
+) -> None:
+    """Centroid routing under a librdkafka producer (zstd, idempotent): edits that move pins
+    between shards, tombstone deletes, poison in the middle; one shard holds each live pin."""
+    cfg = routed_config(broker.bootstrap)
+    routed = routed_workload(cfg, "rdkroute", text_encoder)
+    records, bad = poisoned([as_record(event) for event in routed.events])
+    produce_librdkafka(librdkafka_producer(cfg, "zstd"), cfg.topics.pins, records)
+
+    stats = IngestJob(cfg, idle_stop_s=2.0).run()
+
+    assert (stats.events, stats.dead_letters) == (len(records), len(bad))
+    assert_shards_hold_the_oracle(cfg, routed)
+    assert len(dead_letters_of(cfg, bad)) == len(bad)

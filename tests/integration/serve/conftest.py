@@ -1,4 +1,4 @@
-"""Helpers of the Serve tests: one query encoder per session, an app deployed per module."""
+"""Helpers of the Serve tests: an app deployed per module, pins written to its log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-import pytest
 from ray import serve
 from ray.serve import Application
 
@@ -15,12 +14,6 @@ from encoder.text_encoder import TextEncoder
 from streams.embeddings_log import EmbeddingsLogWriter, upsert_rows
 from streams.pin_text import pin_text
 from streams.synthetic import SyntheticPin
-
-
-@pytest.fixture(scope="session")
-def text_encoder() -> TextEncoder:
-    """The reference encoder in the test process: the oracle for pin and query vectors."""
-    return TextEncoder(PinstreamConfig().model)
 
 
 @contextmanager

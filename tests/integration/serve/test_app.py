@@ -55,7 +55,7 @@ class App:
 
 
 @pytest.fixture(scope="module")
-def app(broker: LocalBroker, serve_url: str) -> Iterator[App]:
+def app(broker: LocalBroker, serve_url: str, text_encoder: TextEncoder) -> Iterator[App]:
     cfg = unique_config(broker.bootstrap)
     prefix = f"/{cfg.serve.app_name}"
     serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix=prefix, blocking=False)
@@ -63,7 +63,7 @@ def app(broker: LocalBroker, serve_url: str) -> Iterator[App]:
     app = App(
         cfg,
         url,
-        TextEncoder(cfg.model),
+        text_encoder,
         PinGenerator(seed=3, id_prefix="srv").pins(COUNT),
     )
     app.write(log_rows(cfg, app.pins, app.embed(app.pins), version=1))

@@ -13,8 +13,8 @@ import requests
 from ray import serve
 
 from conf.config import PinstreamConfig
+from encoder.text_encoder import TextEncoder
 from jobs.backfill import Backfill
-from jobs.ingest import IngestJob
 from serve.app import build_app
 from serve.generation import generation_app_name
 from serve.traffic import TrafficPolicy, TrafficStore
@@ -22,6 +22,7 @@ from streams.local_broker import LocalBroker
 from streams.producer import PinProducer
 from streams.synthetic import PinGenerator
 from tests.integration.conftest import unique_config
+from tests.integration.serve.conftest import logged_pins
 from tests.integration.serve.test_query_api import prometheus_lines
 from tests.waiting import wait_until
 
@@ -45,7 +46,7 @@ def healthy_with(url: str, pins: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack(broker: LocalBroker, serve_url: str) -> Iterator[Stack]:
+def stack(broker: LocalBroker, serve_url: str, text_encoder: TextEncoder) -> Iterator[Stack]:
     cfg = (
         unique_config(broker.bootstrap)
         .with_value("serve.traffic_poll_s", 0.2)
@@ -54,13 +55,16 @@ def stack(broker: LocalBroker, serve_url: str) -> Iterator[Stack]:
         .with_value("serve.fallback_min_samples", 30)
         .with_value("ingest.batch_latency_budget_ms", 50)
     )
+    pins = PinGenerator(seed=11, id_prefix="gen").pins(COUNT)
     with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
-        producer.send_all([pin.event for pin in PinGenerator(seed=11, id_prefix="gen").pins(COUNT)])
+        producer.send_all([pin.event for pin in pins])  # what the backfill reads
+    # The current generation's log, as its ingest writes it (the ingest job has tests of its
+    # own): the pins at version 1, embedded by the same model.
+    logged_pins(cfg, pins, text_encoder)
     prefix = f"/{cfg.serve.app_name}"
     serve.run(build_app(cfg), name=cfg.serve.app_name, route_prefix=prefix, blocking=False)
     url = f"{serve_url}{prefix}"
     try:
-        IngestJob(cfg, idle_stop_s=2.0).run()  # the current generation's ingest
         wait_until(lambda: healthy_with(url, COUNT), 120, f"{COUNT} pins in the current generation")
         yield Stack(cfg, url, TrafficStore(cfg))
     finally:

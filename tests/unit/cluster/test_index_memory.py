@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import cache
 
 import faiss
 import numpy as np
@@ -12,14 +13,21 @@ from cluster.exceptions import PlanError
 from cluster.index_memory import LIST_HEADER_BYTES, index_memory
 
 
+@cache
+def trained(spec: str, dim: int, metric: int) -> np.ndarray:
+    """A FAISS index of `spec` trained on seeded random vectors, serialized: training is the
+    slow part (PQ codebooks), so each spec is trained once and copied for every size."""
+    index = faiss.index_factory(dim, spec, metric)
+    index.train(np.random.default_rng(0).standard_normal((1024, dim)).astype(np.float32))
+    return faiss.serialize_index(index)
+
+
 def serialized_size(
     spec: str, dim: int, vectors: int, metric: int = faiss.METRIC_INNER_PRODUCT
 ) -> int:
     """Bytes of a trained FAISS index holding `vectors` seeded random vectors, with ids."""
-    rng = np.random.default_rng(0)
-    index = faiss.index_factory(dim, spec, metric)
-    train = rng.standard_normal((1024, dim)).astype(np.float32)
-    index.train(train)
+    rng = np.random.default_rng(1)
+    index = faiss.deserialize_index(trained(spec, dim, metric).copy())
     if "IVF" not in spec:
         index = faiss.IndexIDMap(index)
     if vectors:

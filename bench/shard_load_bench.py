@@ -85,18 +85,24 @@ CALLS = ("single", "fan_out")  # each search its own call; or as the ingress sen
 
 
 async def closed_loop(
-    handle: Any, queries: np.ndarray, concurrency: int, seconds: float, calls: str = "single"
+    handle: Any,
+    queries: np.ndarray,
+    concurrency: int,
+    seconds: float,
+    calls: str = "single",
+    fan_out_max_batch_size: int = 64,
 ) -> tuple[float, float, int]:
     """`concurrency` callers, each with one search in flight, for `seconds`: QPS, the seconds
-    it took (the last calls end after `seconds`), errors."""
-    done, errors = [0], [0]
-    stop = time.perf_counter() + seconds
+    it took (the last calls end after `seconds`), errors. With calls="fan_out" the searches
+    ready together go as one `search_batch` of at most `fan_out_max_batch_size`."""
 
     async def search_batch(batch: list[ShardQuery]) -> list[Any]:
         found: list[Any] = await handle.search_batch.remote(batch)
         return found
 
-    together = FanOutBatcher(search_batch, load_config().serve.fan_out_max_batch_size)
+    together = FanOutBatcher(search_batch, fan_out_max_batch_size)
+    done, errors = [0], [0]
+    stop = time.perf_counter() + seconds
 
     async def search(query: ShardQuery) -> Any:
         if calls == "fan_out":
@@ -135,13 +141,22 @@ def mean_batch(before: dict[str, int], after: dict[str, int]) -> float:
 
 
 def measure(
-    handle: Any, data: Any, index: Any, params: Any, levels: list[int], seconds: float, repeats: int
+    handle: Any,
+    data: Any,
+    index: Any,
+    params: Any,
+    levels: list[int],
+    seconds: float,
+    repeats: int,
+    fan_out_max_batch_size: int,
 ) -> dict[str, Any]:
     """Per way of calling and concurrency level: the replica's QPS and mean batch, and FAISS
     at that batch."""
     asyncio.run(closed_loop(handle, data.queries, 4, 1.0))  # warm-up
     return {
-        calls: measure_calls(handle, data, index, params, levels, seconds, repeats, calls)
+        calls: measure_calls(
+            handle, data, index, params, levels, seconds, repeats, calls, fan_out_max_batch_size
+        )
         for calls in CALLS
     }
 
@@ -155,6 +170,7 @@ def measure_calls(
     seconds: float,
     repeats: int,
     calls: str,
+    fan_out_max_batch_size: int,
 ) -> dict[str, Any]:
     """Per concurrency level, searches sent as `calls` says: the replica's QPS and mean
     batch, and FAISS at that batch."""
@@ -164,7 +180,9 @@ def measure_calls(
         for _ in range(repeats):
             before = handle.stats.remote().result()
             replica_qps, elapsed, errors = asyncio.run(
-                closed_loop(handle, data.queries, concurrency, seconds, calls)
+                closed_loop(
+                    handle, data.queries, concurrency, seconds, calls, fan_out_max_batch_size
+                )
             )
             if errors:
                 raise RuntimeError(f"{errors} searches failed: the figures would mislead")
@@ -224,7 +242,16 @@ def main(argv: list[str] | None = None) -> int:
                 ray_actor_options={"num_cpus": settings.shard_num_cpus},
             )(ShardReplica)
             handle = serve.run(deployment.bind(cfg, 0), name="load", route_prefix=None)
-            levels_result = measure(handle, data, index, params, levels, args.seconds, args.repeats)
+            levels_result = measure(
+                handle,
+                data,
+                index,
+                params,
+                levels,
+                args.seconds,
+                args.repeats,
+                settings.fan_out_max_batch_size,
+            )
         finally:
             serve.shutdown()
             ray.shutdown()

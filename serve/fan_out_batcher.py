@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic
 
-Item = TypeVar("Item")
-Result = TypeVar("Result")
+from serve.micro_batcher import Item, Result, answer_each
 
 
 class FanOutBatcher(Generic[Item, Result]):
@@ -56,17 +55,4 @@ class FanOutBatcher(Generic[Item, Result]):
             task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
-        try:
-            results = await self.run_batch([item for item, _ in batch])
-        except asyncio.CancelledError:  # the loop is closing: so are its callers
-            for _, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:  # every caller of this batch gets its error
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        await answer_each(batch, self.run_batch([item for item, _ in batch]))

@@ -60,7 +60,6 @@ class Ingress:
         self, cfg: PinstreamConfig, encoder: DeploymentHandle, shards: list[DeploymentHandle]
     ) -> None:
         self.cfg = cfg
-        self.generation = cfg.model.generation  # the generation bound into this application
         self.api_keys = api_keys(cfg.serve.api_keys)  # the replica's environment adds keys
         self.metrics = IngressMetrics()
         self.monitor = GenerationMonitor(self.metrics)
@@ -68,6 +67,11 @@ class Ingress:
         self.image_fetcher = ImageFetcher(cfg.images)  # a search's image_url: ingest's rules
         self.roster = GenerationRoster(cfg, encoder, shards, self.metrics)
         self.roster.start_watching()
+
+    @property
+    def generation(self) -> str:
+        """The generation bound into this application."""
+        return self.roster.generation
 
     @property
     def policy(self) -> TrafficPolicy:

@@ -14,11 +14,32 @@ idle one waits at most `max_wait_s` for company.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+
+async def answer_each(
+    batch: Sequence[tuple[Item, asyncio.Future[Result]]], results: Awaitable[list[Result]]
+) -> None:
+    """Hand each caller of `batch` its own of `results`, in order. An error of the batch goes
+    to every caller of it; cancelled (the loop is closing), it cancels them, and so is raised."""
+    try:
+        found = await results
+    except asyncio.CancelledError:
+        for _, future in batch:
+            future.cancel()
+        raise
+    except Exception as exc:  # a bug in the batch: every caller of it gets the error
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+        return
+    for (_, future), result in zip(batch, found, strict=True):
+        if not future.done():
+            future.set_result(result)
 
 
 class MicroBatcher(Generic[Item, Result]):
@@ -63,18 +84,9 @@ class MicroBatcher(Generic[Item, Result]):
         while True:
             batch = await self._next_batch(queue)
             waiting = [(item, future) for item, future in batch if not future.cancelled()]
-            if not waiting:
-                continue
-            try:
-                results = await asyncio.to_thread(self.run_batch, [item for item, _ in waiting])
-            except Exception as exc:  # a bug in the batch: every caller of it gets the error
-                for _, future in waiting:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(waiting, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            if waiting:
+                items = [item for item, _ in waiting]
+                await answer_each(waiting, asyncio.to_thread(self.run_batch, items))
 
     async def _next_batch(
         self, queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]]

@@ -24,9 +24,9 @@ class QueryEncoder:
         self.encoder = load_encoder(model)
         self.batch_sizes = encoder_batch_size_histogram()
         size, wait_s = settings.encoder_max_batch_size, settings.encoder_batch_wait_s
-        self._texts: MicroBatcher[str, np.ndarray] = MicroBatcher(self.encode_texts, size, wait_s)
+        self._texts: MicroBatcher[str, np.ndarray] = MicroBatcher(self._encode_texts, size, wait_s)
         self._images: MicroBatcher[np.ndarray, np.ndarray | None] = MicroBatcher(
-            self.encode_images, size, wait_s
+            self._encode_images, size, wait_s
         )
 
     async def encode(self, text: str) -> np.ndarray:
@@ -39,12 +39,12 @@ class QueryEncoder:
         (the caller names the generation in its error)."""
         return await self._images.submit(image)
 
-    def encode_texts(self, texts: list[str]) -> list[np.ndarray]:
+    def _encode_texts(self, texts: list[str]) -> list[np.ndarray]:
         """One unit-norm float32 vector per text, now."""
         self.batch_sizes.observe(len(texts))
         return list(self.encoder.encode(texts))
 
-    def encode_images(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
+    def _encode_images(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
         """One vector per image (all of one size), now; None for each without an image tower."""
         encoder = self.encoder
         if not has_image_tower(encoder):

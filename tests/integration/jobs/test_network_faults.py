@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conf.config import PinstreamConfig
@@ -19,7 +20,7 @@ from streams.producer import PinProducer
 from tests.integration.conftest import SHORT_TIMEOUTS
 from tests.integration.jobs.test_ingest import fold_log, oracle_fold
 from tests.integration.jobs.test_ingest_faults import committed_total, workload
-from tests.integration.jobs.test_real_producers import dead_letters_of, poisoned
+from tests.integration.jobs.test_real_producers import Record, dead_letters_of, poisoned
 from tests.integration.jobs.test_routed_ingest import (
     assert_shards_hold_the_oracle,
     routed_config,
@@ -75,23 +76,39 @@ def test_a_black_hole_longer_than_the_delivery_timeout_loses_nothing(
     print(f"ingest resumed and caught up {resumed_within:.1f}s after the network healed")
 
 
+def ingest_through_resets(
+    proxy: TcpProxy,
+    cfg: PinstreamConfig,
+    records: list[Record],
+    every: int,
+    while_running: Callable[[], None] = lambda: None,
+) -> None:
+    """Run the ingest job while `records` are produced `every` at a time, the proxy resetting
+    every client's connections (the job's included) after each lot; return once all are
+    committed and `while_running` has checked the running job."""
+    job = IngestJob(cfg)
+    runner = run_in_background(job)
+    try:
+        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
+            for start in range(0, len(records), every):
+                for key, value in records[start : start + every]:
+                    producer.send_raw(key, value)
+                producer.flush()
+                proxy.reset()
+        wait_until(lambda: committed_total(cfg) == len(records), 240, "all committed")
+        while_running()
+    finally:
+        job.stop()
+        runner.join(timeout=60)
+    assert proxy.connections > 5
+
+
 def test_connection_resets_mid_stream_lose_nothing(
     faulty: tuple[TcpProxy, PinstreamConfig], ray_session
 ) -> None:
     proxy, cfg = faulty
     events = workload("rst", 500)
-    job = IngestJob(cfg)
-    runner = run_in_background(job)
-    try:
-        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
-            for start in range(0, len(events), 100):
-                producer.send_all(events[start : start + 100])
-                proxy.reset()  # every client's connections, the ingest job's included
-        wait_until(lambda: committed_total(cfg) == len(events), 240, "all committed")
-    finally:
-        job.stop()
-        runner.join(timeout=60)
-    assert proxy.connections > 5
+    ingest_through_resets(proxy, cfg, [encode_pin_event(event) for event in events], 100)
     live, _ = fold_log(cfg)
     assert live == oracle_fold(events)
 
@@ -106,28 +123,20 @@ def test_connection_resets_with_images_and_a_pool_of_two_lose_nothing(
         {"ingest.embedders_max": 2, "ingest.embedder_num_cpus": 0.25}
     )
     events = image_workload("rsti", 300, tmp_path)
-    job = IngestJob(cfg)
-    runner = run_in_background(job)
-    try:
-        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
-            for start in range(0, len(events), 60):
-                producer.send_all(events[start : start + 60])
-                proxy.reset()
-        wait_until(lambda: committed_total(cfg) == len(events), 240, "all committed")
 
-        def reported_every_event() -> bool:  # the report is written every few seconds
-            health = read_health(cfg.storage.root)
-            return health is not None and health.events == len(events)
+    def reported_every_event() -> bool:  # the report is written every few seconds
+        health = read_health(cfg.storage.root)
+        return health is not None and health.events == len(events)
 
+    def the_job_reports_every_event_and_the_pool() -> None:
         wait_until(reported_every_event, 30, "the job's report of every event")
         health = read_health(cfg.storage.root)
         assert health is not None and health.state == "running" and health.pool is not None
         assert (health.pool.min_size, health.pool.max_size) == (1, 2)
         assert health.dead_letters == 0
-    finally:
-        job.stop()
-        runner.join(timeout=60)
-    assert proxy.connections > 5
+
+    records = [encode_pin_event(event) for event in events]
+    ingest_through_resets(proxy, cfg, records, 60, the_job_reports_every_event_and_the_pool)
     live, _ = fold_log(cfg)
     assert live == oracle_fold(events)
 
@@ -142,19 +151,6 @@ def test_connection_resets_with_centroid_routing_lose_nothing(
     cfg = routed_config(broker.bootstrap).with_values(SHORT_TIMEOUTS)
     routed = routed_workload(cfg, "rstroute", text_encoder)
     records, bad = poisoned([encode_pin_event(event) for event in routed.events])
-    job = IngestJob(cfg)
-    runner = run_in_background(job)
-    try:
-        with PinProducer(cfg.broker.bootstrap, cfg.topics.pins) as producer:
-            for start in range(0, len(records), 40):
-                for key, value in records[start : start + 40]:
-                    producer.send_raw(key, value)
-                producer.flush()
-                proxy.reset()
-        wait_until(lambda: committed_total(cfg) == len(records), 240, "all committed")
-    finally:
-        job.stop()
-        runner.join(timeout=60)
-    assert proxy.connections > 5
+    ingest_through_resets(proxy, cfg, records, 40)
     assert_shards_hold_the_oracle(cfg, routed)
     dead_letters_of(cfg, bad)  # replays after a reset may write a letter twice

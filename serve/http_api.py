@@ -35,6 +35,7 @@ from serve.exceptions import (
     ServeError,
     ShardUnavailable,
 )
+from serve.fast_json import FastJsonRoute
 from serve.metrics import RequestMetrics
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def create_api(ingress: "Ingress") -> FastAPI:
     """The FastAPI app of one ingress replica."""
     settings = ingress.cfg.serve
     api = FastAPI(title="pinstream", version="0.2.0", description=DESCRIPTION)
+    api.router.route_class = FastJsonRoute  # JSON bodies parsed by pydantic (serve/fast_json.py)
 
     @api.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -299,8 +299,11 @@ class ShardIndex(LoadsSnapshots):
             slots = self._keys.get("slots", handles, TOMBSTONE)
             positions = self._keys.get("positions", handles, 0).astype(np.int64)
             live = slots >= 0
+            held = np.unique(slots[live]).tolist()
+            if len(held) == 1:  # the common case: one segment holds them all, in asked order
+                return live, self._slots[held[0]].payload_at(positions[live])
             parts, order = [], []
-            for slot in np.unique(slots[live]).tolist():
+            for slot in held:
                 rows = np.flatnonzero(slots == slot)
                 parts.append(self._slots[slot].payload_at(positions[rows]))
                 order.append(rows)

@@ -40,7 +40,7 @@ from ray import serve
 
 from bench.run_header import machine, run_header
 from bench.shards_bench import K, bench_rows, direct_index, make_data
-from conf.config import PinstreamConfig, load_config
+from conf.config import PinstreamConfig, ServeConfig, load_config
 from jobs.stack import create_topics
 from serve.data_path import use_serve_environment
 from serve.fan_out_batcher import FanOutBatcher
@@ -90,17 +90,21 @@ async def closed_loop(
     concurrency: int,
     seconds: float,
     calls: str = "single",
-    fan_out_max_batch_size: int = 64,
+    settings: ServeConfig | None = None,
 ) -> tuple[float, float, int]:
     """`concurrency` callers, each with one search in flight, for `seconds`: QPS, the seconds
     it took (the last calls end after `seconds`), errors. With calls="fan_out" the searches
-    ready together go as one `search_batch` of at most `fan_out_max_batch_size`."""
+    ready together go as one `search_batch`, as the ingress sends them with `settings`' fan-out
+    batching (the embedded default's when None)."""
 
     async def search_batch(batch: list[ShardQuery]) -> list[Any]:
         found: list[Any] = await handle.search_batch.remote(batch)
         return found
 
-    together = FanOutBatcher(search_batch, fan_out_max_batch_size)
+    fan_out = settings or ServeConfig()
+    together = FanOutBatcher(
+        search_batch, fan_out.fan_out_max_batch_size, fan_out.fan_out_max_wait_s
+    )
     done, errors = [0], [0]
     stop = time.perf_counter() + seconds
 
@@ -148,15 +152,13 @@ def measure(
     levels: list[int],
     seconds: float,
     repeats: int,
-    fan_out_max_batch_size: int,
+    settings: ServeConfig,
 ) -> dict[str, Any]:
     """Per way of calling and concurrency level: the replica's QPS and mean batch, and FAISS
     at that batch."""
     asyncio.run(closed_loop(handle, data.queries, 4, 1.0))  # warm-up
     return {
-        calls: measure_calls(
-            handle, data, index, params, levels, seconds, repeats, calls, fan_out_max_batch_size
-        )
+        calls: measure_calls(handle, data, index, params, levels, seconds, repeats, calls, settings)
         for calls in CALLS
     }
 
@@ -170,7 +172,7 @@ def measure_calls(
     seconds: float,
     repeats: int,
     calls: str,
-    fan_out_max_batch_size: int,
+    settings: ServeConfig,
 ) -> dict[str, Any]:
     """Per concurrency level, searches sent as `calls` says: the replica's QPS and mean
     batch, and FAISS at that batch."""
@@ -180,9 +182,7 @@ def measure_calls(
         for _ in range(repeats):
             before = handle.stats.remote().result()
             replica_qps, elapsed, errors = asyncio.run(
-                closed_loop(
-                    handle, data.queries, concurrency, seconds, calls, fan_out_max_batch_size
-                )
+                closed_loop(handle, data.queries, concurrency, seconds, calls, settings)
             )
             if errors:
                 raise RuntimeError(f"{errors} searches failed: the figures would mislead")
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 levels,
                 args.seconds,
                 args.repeats,
-                settings.fan_out_max_batch_size,
+                settings,
             )
         finally:
             serve.shutdown()

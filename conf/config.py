@@ -435,8 +435,10 @@ class ServeConfig:
     shard_max_batch_size: int = 64
     shard_batch_wait_s: float = 0.0
     # Cross-request batching at the ingress: the single searches of a generation that reach
-    # an ingress replica together go to each shard as one call of at most this many.
+    # an ingress replica together go to each shard as one call of at most this many; one that
+    # arrives while a batch is in flight waits for it, this long at most.
     fan_out_max_batch_size: int = 64
+    fan_out_max_wait_s: float = 0.02
     # Hedged shard requests: a search not answered by this quantile of the shard's observed
     # latency goes to a second replica too, and the first answer wins (0 = off; only where a
     # shard deployment may run 2 or more replicas).
@@ -513,6 +515,7 @@ class ServeConfig:
             "ingress_drain_s",
             "encoder_batch_wait_s",
             "shard_batch_wait_s",
+            "fan_out_max_wait_s",
             "encoder_num_gpus",
             "encoder_threads",
             "shard_ready_max_lag",

@@ -80,7 +80,7 @@ class GenerationClient:
         }
         # Single searches that reach the ingress together fan out together.
         self._together: FanOutBatcher[ShardQuery, tuple[Hits, list[int]]] = FanOutBatcher(
-            self._search_together, settings.fan_out_max_batch_size
+            self._search_together, settings.fan_out_max_batch_size, settings.fan_out_max_wait_s
         )
 
     async def encode(self, text: str) -> np.ndarray:

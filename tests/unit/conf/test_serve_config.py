@@ -80,6 +80,7 @@ def test_api_keys_load_as_a_tuple_and_never_show_in_repr(tmp_path: Path) -> None
         ("serve:\n  shard_max_batch_size: 0\n", r"shard_max_batch_size must be > 0"),
         ("serve:\n  shard_batch_wait_s: -0.1\n", r"shard_batch_wait_s must be >= 0"),
         ("serve:\n  fan_out_max_batch_size: 0\n", r"fan_out_max_batch_size must be > 0"),
+        ("serve:\n  fan_out_max_wait_s: -0.1\n", r"fan_out_max_wait_s must be >= 0"),
         ("serve:\n  hedge_quantile: 1.0\n", r"hedge_quantile must be in \[0, 1\)"),
         ("serve:\n  max_batch_queries: 1001\n", r"max_batch_queries must be <= 1000"),
         ("serve:\n  shard_ready_max_lag: -1\n", r"shard_ready_max_lag must be >= 0"),

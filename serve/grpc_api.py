@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 # What Serve's gRPC proxy imports to serve PinSearch (gRPCOptions.grpc_servicer_functions).
 SERVICER_FUNCTION = "serve.proto.pinstream_pb2_grpc.add_PinSearchServicer_to_server"
 
+SERVICE = "pinstream.v1.PinSearch"  # the service's full name, as RPC paths name it
+
 # The gRPC code of each HTTP status the API answers on purpose.
 GRPC_CODE_OF: dict[int, grpc.StatusCode] = {
     401: grpc.StatusCode.UNAUTHENTICATED,
@@ -173,9 +175,33 @@ class GrpcApi:
         answer: Callable[[], Awaitable[Reply]],
         protected: bool = True,
     ) -> Reply:
+        """Answer, counted and timed in the HTTP API's metrics: endpoint the RPC's full name,
+        status the gRPC code's name."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.INTERNAL  # if the answer raises past every handler below
+        try:
+            answered, code = await self._checked_answer(
+                method, request, context, reply, answer, protected
+            )
+            return answered
+        finally:
+            endpoint = f"/{SERVICE}/{method}"
+            metrics = self.ingress.metrics
+            metrics.requests.inc(tags={"endpoint": endpoint, "status": code.name})
+            metrics.latency.observe(time.perf_counter() - started, tags={"endpoint": endpoint})
+
+    async def _checked_answer(
+        self,
+        method: str,
+        request: Message,
+        context: CallContext,
+        reply: type[Reply],
+        answer: Callable[[], Awaitable[Reply]],
+        protected: bool,
+    ) -> tuple[Reply, grpc.StatusCode]:
         """Check the key and the request's size, answer, and turn an error into its status
         (with an empty reply, which the caller never sees: a status other than OK carries no
-        message)."""
+        message); the reply and its code."""
         metadata = dict(context.invocation_metadata())
         refusal = self._keys.refusal(metadata) if protected else None
         if refusal is not None:
@@ -183,7 +209,7 @@ class GrpcApi:
         if request.ByteSize() > self._max_bytes:
             return fail(context, reply, GRPC_CODE_OF[413], too_large(self._max_bytes))
         try:
-            return await answer()
+            return await answer(), grpc.StatusCode.OK
         except ServeError as exc:
             status = status_of(exc)
             if status is None:
@@ -201,11 +227,13 @@ def checked_pin_id(pin_id: str) -> str:
         raise InvalidQuery(validation_detail(exc, "pin_id")) from None
 
 
-def fail(context: CallContext, reply: type[Reply], code: grpc.StatusCode, detail: str) -> Reply:
-    """End the call with `code` and `detail`."""
+def fail(
+    context: CallContext, reply: type[Reply], code: grpc.StatusCode, detail: str
+) -> tuple[Reply, grpc.StatusCode]:
+    """End the call with `code` and `detail`: an empty reply, and the code."""
     context.set_code(code)
     context.set_details(detail)
-    return reply()
+    return reply(), code
 
 
 def internal_error(
@@ -214,7 +242,7 @@ def internal_error(
     reply: type[Reply],
     metadata: Mapping[str, str],
     exc: Exception,
-) -> Reply:
+) -> tuple[Reply, grpc.StatusCode]:
     """INTERNAL naming a request id (the caller's x-request-id, else a new one), which the log
     line of the traceback names too."""
     request_id = metadata.get("x-request-id") or uuid.uuid4().hex

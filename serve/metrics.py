@@ -24,12 +24,13 @@ class IngressMetrics:
     def __init__(self) -> None:
         self.requests = metrics.Counter(
             "pinstream_requests",
-            description="HTTP requests answered by the ingress, by endpoint and status",
+            description="requests answered by the ingress, by endpoint and status (HTTP: the "
+            "route and status code; gRPC: /pinstream.v1.PinSearch/<RPC> and the code's name)",
             tag_keys=("endpoint", "status"),
         )
         self.latency = metrics.Histogram(
             "pinstream_request_latency_seconds",
-            description="time the ingress took to answer, by endpoint",
+            description="time the ingress took to answer, by endpoint (HTTP route or gRPC RPC)",
             boundaries=LATENCY_BUCKETS_S,
             tag_keys=("endpoint",),
         )

@@ -327,3 +327,20 @@ def test_grpc_options_serve_pin_search_on_the_port_or_nothing() -> None:
     assert options is not None and options.port == 9123
     (add_servicer,) = options.grpc_servicer_func_callable  # Serve imports it, as its proxy does
     assert add_servicer.__name__ == "add_PinSearchServicer_to_server"
+
+
+def test_every_call_is_counted_and_timed_by_rpc_and_code() -> None:
+    keyed = make_ingress(keys=("key-one",))
+    answered(*call(keyed, "Search", pb.SearchRequest(vector=[0.5] * DIM, k=3), x_api_key="key-one"))
+    call(keyed, "Search", pb.SearchRequest(vector=[0.5] * (DIM + 1)), x_api_key="key-one")
+    call(keyed, "GetPin", pb.GetPinRequest(pin_id="pin-001"))  # no key
+    call(keyed, "Healthz", pb.HealthRequest())
+    counted = [(tags["endpoint"], tags["status"]) for tags in keyed.metrics.requests.calls]  # type: ignore[attr-defined]
+    assert counted == [
+        ("/pinstream.v1.PinSearch/Search", "OK"),
+        ("/pinstream.v1.PinSearch/Search", "INVALID_ARGUMENT"),
+        ("/pinstream.v1.PinSearch/GetPin", "UNAUTHENTICATED"),
+        ("/pinstream.v1.PinSearch/Healthz", "OK"),
+    ]
+    timed = [tags["endpoint"] for tags in keyed.metrics.latency.calls]  # type: ignore[attr-defined]
+    assert timed == [endpoint for endpoint, _ in counted]

@@ -3,10 +3,10 @@ keeps serving.
 
 A generation is one model version with its own embeddings log, consumer group, dead-letter
 topic and snapshots (`PinstreamConfig.for_generation`). The backfill deploys the generation's
-shards and query encoder as a Serve application of their own (serve/app.py), then runs the
-ingest job for it: its consumer group has no committed offsets, so Ray Data reads `pins` from
-the earliest offset, embeds with the new model in the actor pool, and, once caught up, keeps
-following the live stream. Traffic moves to it only when the traffic policy says so
+shards and query encoder as a Serve application of their own (serve/app.py) and meanwhile
+runs the ingest job for it: its consumer group has no committed offsets, so Ray Data reads
+`pins` from the earliest offset, embeds with the new model in the actor pool, and, once caught
+up, keeps following the live stream. Traffic moves to it only when the traffic policy says so
 (`pinstream traffic`), and moves back in one policy switch, since the old generation stays warm.
 """
 
@@ -76,10 +76,25 @@ class Backfill:
     def run(
         self, progress: Callable[[IngestStats], None] | None = None, every_s: float = 5.0
     ) -> IngestStats:
-        """Deploy, then ingest until stopped (or idle); report progress every `every_s`."""
+        """Deploy and ingest until stopped (or idle); report progress every `every_s`.
+
+        The deploy runs beside the ingest (the shards tail the log as it grows), so the
+        embedder actors and the generation's replicas load their models at the same time;
+        it returns once both are done, and a failed deploy stops the ingest and is raised."""
         create_topics(self.generation_cfg)
-        app_name = deploy_generation(self.cfg, self.generation_cfg)
-        log.info("generation %s deployed as Serve application %s", self.generation, app_name)
+        deploy_error: list[BaseException] = []
+
+        def deploy() -> None:
+            try:
+                app_name = deploy_generation(self.cfg, self.generation_cfg)
+            except BaseException as exc:  # raised by run() once the ingest has stopped
+                deploy_error.append(exc)
+                self.ingest.stop()
+                return
+            log.info("generation %s deployed as Serve application %s", self.generation, app_name)
+
+        deploying = threading.Thread(target=deploy, name="backfill-deploy", daemon=True)
+        deploying.start()
         done = threading.Event()
         if progress is not None:
 
@@ -89,9 +104,13 @@ class Backfill:
 
             threading.Thread(target=report, name="backfill-progress", daemon=True).start()
         try:
-            return self.ingest.run()
+            stats = self.ingest.run()
         finally:
             done.set()
+        deploying.join()
+        if deploy_error:
+            raise deploy_error[0]
+        return stats
 
     def stop(self) -> None:
         self.ingest.stop()

@@ -282,7 +282,7 @@ class IngestJob:
         pool = self.scaling.report()
         if self._metrics is not None:
             self._metrics.record_pool(pool)
-        self.health = IngestHealth(
+        health = IngestHealth(
             state=state,
             reason=reason,
             since=since,
@@ -294,9 +294,11 @@ class IngestJob:
             pool=pool,
         )
         try:
-            write_health(self.cfg.storage.root, self.health)
+            write_health(self.cfg.storage.root, health)
         except OSError as exc:  # the report is for people; ingest goes on without it
             log.warning("ingest: cannot write its health under %s: %s", self.cfg.storage.root, exc)
+        # Only once written: what /healthz shows is never behind what the job says it is in.
+        self.health = health
 
     def _report_progress(self, committer: KafkaConsumer, checkpoint: Checkpoint) -> None:
         committed = checkpoint.tracker.committable()

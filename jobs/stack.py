@@ -152,6 +152,14 @@ class LocalStack:
             # The local broker keeps nothing: the previous run's pins come back from its
             # snapshots, before any replica loads a snapshot (jobs/restore.py).
             self.restored_pins = restore_pins(self.cfg)
+        if self.with_ingest:
+            # Before the app: its embedder actors load their model while Serve deploys (the
+            # replicas tail the log as it grows), so the first pins are not held up by both.
+            self.ingest = IngestJob(self.cfg)
+            self._ingest_thread = threading.Thread(
+                target=self._run_ingest, name="ingest", daemon=True
+            )
+            self._ingest_thread.start()
         serve.start(
             http_options={"host": self.cfg.serve.host, "port": self.cfg.serve.port},
             grpc_options=grpc_options(self.cfg.serve),  # None when serve.grpc_port is 0
@@ -162,12 +170,6 @@ class LocalStack:
             route_prefix=self.cfg.serve.route_prefix,
             blocking=False,
         )
-        if self.with_ingest:
-            self.ingest = IngestJob(self.cfg)
-            self._ingest_thread = threading.Thread(
-                target=self._run_ingest, name="ingest", daemon=True
-            )
-            self._ingest_thread.start()
         self._wait_healthy(ready_timeout_s)
         if self.cfg.shards.snapshot_interval_s > 0:
             self.sealer = PeriodicSealer(self.cfg, self.cfg.shards.snapshot_interval_s).start()

@@ -438,7 +438,7 @@ class ServeConfig:
     # an ingress replica together go to each shard as one call of at most this many; one that
     # arrives while a batch is in flight waits for it, this long at most.
     fan_out_max_batch_size: int = 64
-    fan_out_max_wait_s: float = 0.02
+    fan_out_max_wait_s: float = 0.05
     # Hedged shard requests: a search not answered by this quantile of the shard's observed
     # latency goes to a second replica too, and the first answer wins (0 = off; only where a
     # shard deployment may run 2 or more replicas).

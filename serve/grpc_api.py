@@ -175,39 +175,36 @@ class GrpcApi:
         answer: Callable[[], Awaitable[Reply]],
         protected: bool = True,
     ) -> Reply:
-        """Answer, counted and timed in the HTTP API's metrics: endpoint the RPC's full name,
-        status the gRPC code's name."""
-        started = time.perf_counter()
-        code = grpc.StatusCode.INTERNAL  # if the answer raises past every handler below
-        try:
-            answered, code = await self._checked_answer(
-                method, request, context, reply, answer, protected
-            )
-            return answered
-        finally:
-            endpoint = f"/{SERVICE}/{method}"
-            metrics = self.ingress.metrics
-            metrics.requests.inc(tags={"endpoint": endpoint, "status": code.name})
-            metrics.latency.observe(time.perf_counter() - started, tags={"endpoint": endpoint})
-
-    async def _checked_answer(
-        self,
-        method: str,
-        request: Message,
-        context: CallContext,
-        reply: type[Reply],
-        answer: Callable[[], Awaitable[Reply]],
-        protected: bool,
-    ) -> tuple[Reply, grpc.StatusCode]:
         """Check the key and the request's size, answer, and turn an error into its status
         (with an empty reply, which the caller never sees: a status other than OK carries no
-        message); the reply and its code."""
+        message). Counted and timed in the HTTP API's metrics: endpoint the RPC's full name,
+        status the gRPC code's name."""
+        started = time.perf_counter()
         metadata = dict(context.invocation_metadata())
         refusal = self._keys.refusal(metadata) if protected else None
         if refusal is not None:
-            return fail(context, reply, GRPC_CODE_OF[refusal.status], refusal.detail)
-        if request.ByteSize() > self._max_bytes:
-            return fail(context, reply, GRPC_CODE_OF[413], too_large(self._max_bytes))
+            answered = fail(context, reply, GRPC_CODE_OF[refusal.status], refusal.detail)
+        elif request.ByteSize() > self._max_bytes:
+            answered = fail(context, reply, GRPC_CODE_OF[413], too_large(self._max_bytes))
+        else:
+            answered = await self._answered(method, context, reply, metadata, answer)
+        found, code = answered
+        endpoint = f"/{SERVICE}/{method}"
+        self.ingress.metrics.requests.inc(tags={"endpoint": endpoint, "status": code.name})
+        self.ingress.metrics.latency.observe(
+            time.perf_counter() - started, tags={"endpoint": endpoint}
+        )
+        return found
+
+    async def _answered(
+        self,
+        method: str,
+        context: CallContext,
+        reply: type[Reply],
+        metadata: Mapping[str, str],
+        answer: Callable[[], Awaitable[Reply]],
+    ) -> tuple[Reply, grpc.StatusCode]:
+        """The answer and OK, or the empty reply and code of the error it raised."""
         try:
             return await answer(), grpc.StatusCode.OK
         except ServeError as exc:
